@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make synth` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# jsii prints an end-of-life banner on Node 20; Node 22+ is recommended (README).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv synth test lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==26.2.1
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create .venv with the pinned dependencies
+
+synth: $(STAMP) ## Synthesize every environment into cdktf.out/
+	$(BIN)/python main.py
+
+test: $(STAMP) ## Run the whole test suite (unit tests, synth assertions, terraform loader, checkov, linters)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff + shellcheck
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck scripts/*.sh .ci/run
+
+fmt: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Benchmark synthesis against the bare provider import
+	$(BIN)/python benchmarks/synth_bench.py
+
+clean: ## Remove synthesized output and caches (keeps .venv)
+	rm -rf cdktf.out .cdktf.out.* .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""ROI Systems infrastructure as code: CDKTF constructs that synthesize Terraform JSON per environment."""

@@ -1,0 +1,141 @@
+"""Command line entry point: validate every environment, build one App, synthesize atomically.
+
+``python main.py`` and ``cdktf synth`` (whose ``app`` runs main.py) both end up here. Configuration
+is validated before the provider package is imported, so bad input fails fast, and the output is
+synthesized into a temporary directory that replaces ``cdktf.out/`` only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from roi_tf.config import (
+    DEFAULT_ENVIRONMENTS_DIR,
+    ENVIRONMENTS,
+    ConfigError,
+    EnvironmentConfig,
+    load_environments,
+)
+
+DEFAULT_OUTDIR = "cdktf.out"
+EXIT_CONFIG_ERROR = 2
+EXIT_SYNTH_ERROR = 1
+
+
+def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str):  # -> cdktf.App
+    """One App holding ``state-<env>`` and ``<env>`` for every configured environment."""
+    from cdktf import App
+
+    from roi_tf.stacks import EnvironmentStack, StateBackendStack
+
+    app = App(outdir=outdir)
+    for config in configs.values():
+        StateBackendStack(app, config)
+        EnvironmentStack(app, config)
+    return app
+
+
+def _carry_over_working_files(old: Path, new: Path) -> None:
+    """Keep what Terraform put into a stack directory (.terraform/, lock file, plans) across synths."""
+    old_stacks, new_stacks = old / "stacks", new / "stacks"
+    if not old_stacks.is_dir():
+        return
+    for stack_dir in old_stacks.iterdir():
+        target = new_stacks / stack_dir.name
+        if not target.is_dir():
+            continue
+        for entry in stack_dir.iterdir():
+            if not (target / entry.name).exists():
+                entry.rename(target / entry.name)
+
+
+def synthesize_atomically(outdir: Path, synth: Callable[[Path], None]) -> None:
+    """Run ``synth(tmpdir)``, then swap tmpdir into ``outdir``; on any failure ``outdir`` is untouched."""
+    outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        synth(staging)
+        if outdir.exists():
+            _carry_over_working_files(outdir, staging)
+            retired = outdir.with_name(f"{staging.name}.old")
+            outdir.rename(retired)
+            try:
+                staging.rename(outdir)
+            except OSError:
+                retired.rename(outdir)
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(outdir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def synth(configs: Mapping[str, EnvironmentConfig], outdir: Path) -> None:
+    def run(directory: Path) -> None:
+        build_app(configs, str(directory)).synth()
+
+    synthesize_atomically(outdir, run)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Synthesize the ROI Systems Terraform stacks (<env> and state-<env> per environment).",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME",
+        help=f"environment to synthesize (repeatable; default: all of {', '.join(ENVIRONMENTS)})",
+    )
+    parser.add_argument(
+        "--outdir",
+        type=Path,
+        default=Path(os.environ.get("CDKTF_OUTDIR") or DEFAULT_OUTDIR),
+        help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
+    )
+    parser.add_argument(
+        "--environments-dir",
+        type=Path,
+        default=DEFAULT_ENVIRONMENTS_DIR,
+        help="directory holding <env>.json and schema.json (default: environments/)",
+    )
+    parser.add_argument("--check", action="store_true", help="validate the configuration only; write nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        configs = load_environments(args.env, args.environments_dir)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(
+            f"synth aborted: {len(error.problems)} problem(s); {args.outdir} left unchanged", file=sys.stderr
+        )
+        return EXIT_CONFIG_ERROR
+    if args.check:
+        print(f"configuration valid: {', '.join(configs)}")
+        return 0
+
+    try:
+        synth(configs, args.outdir)
+    except Exception as error:
+        if os.environ.get("ROI_TF_DEBUG"):
+            raise
+        print(f"error: synthesis failed: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"{args.outdir} left unchanged (set ROI_TF_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_SYNTH_ERROR
+    stacks = [name for env in configs for name in (f"state-{env}", env)]
+    print(f"synthesized {len(stacks)} stacks into {args.outdir}/stacks: {', '.join(stacks)}")
+    return 0

@@ -1,0 +1,441 @@
+"""Load and validate ``environments/<env>.json`` into frozen, typed configuration objects.
+
+Validation happens in two passes, and every problem is reported (not just the first):
+
+1. JSON Schema 2020-12 (``environments/schema.json``): shape, types, ranges, enums.
+2. Cross-field rules that a schema cannot say well: NAT gateways <= AZs, subnets fit the VPC,
+   Fargate CPU/memory pairs, auto-scaling bounds, production safety (Multi-AZ, deletion protection).
+
+Each problem becomes one line ``<file>: <json path>: <rule broken>``; :class:`ConfigError` carries them
+all. This module needs only the standard library and ``jsonschema``, so bad input is rejected before
+the (slow) provider package is imported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import jsonschema
+
+PROJECT = "roi-systems"
+ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
+# Environments held to the production rules below (design document: "Production: Multi-AZ, HA").
+PRODUCTION_ENVIRONMENTS = frozenset({"prod"})
+PRODUCTION_MIN_BACKUP_RETENTION_DAYS = 30
+
+DEFAULT_ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+SUBNET_TIERS: tuple[str, ...] = ("public", "private", "isolated")
+
+# Valid Fargate task sizes: CPU units -> (min MiB, max MiB, step MiB).
+FARGATE_MEMORY = {
+    256: (512, 2048, None),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+FARGATE_256_MEMORY = (512, 1024, 2048)
+
+
+class ConfigError(Exception):
+    """One or more configuration problems, each a complete one-line message."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tags:
+    cost_center: str
+    owner: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    monthly_usd: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateConfig:
+    """Where ``<env>`` keeps its Terraform state; ``state-<env>`` creates exactly these."""
+
+    bucket: str
+    lock_table: str
+    use_lockfile: bool = False  # default: DynamoDB locking only
+    kms_deletion_window_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubnetPlan:
+    """Computed subnet CIDRs per tier, one per AZ, in AZ order."""
+
+    public: tuple[ipaddress.IPv4Network, ...]
+    private: tuple[ipaddress.IPv4Network, ...]
+    isolated: tuple[ipaddress.IPv4Network, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkingConfig:
+    vpc_cidr: ipaddress.IPv4Network
+    az_count: int
+    availability_zone_ids: tuple[str, ...]
+    nat_gateway_count: int
+    subnet_plan: SubnetPlan
+    flow_log_retention_days: int = 90
+    flow_log_aggregation_seconds: int = 600  # default: 10-minute aggregation (cheaper)
+    interface_endpoints: tuple[str, ...] = ()  # default: no PrivateLink endpoints
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoscalingConfig:
+    enabled: bool
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    target_cpu_percent: int | None = None
+    target_memory_percent: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputeConfig:
+    task_cpu: int
+    task_memory_mib: int
+    desired_count: int
+    load_balancers: int
+    autoscaling: AutoscalingConfig
+    fargate_spot_percent: int = 0  # default: all tasks on on-demand Fargate
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    engine_version: str
+    instance_class: str
+    multi_az: bool
+    read_replicas: int
+    backup_retention_days: int
+    deletion_protection: bool
+    allocated_storage_gb: int = 20
+    max_allocated_storage_gb: int = 100
+    cross_region_backups: bool = False  # default: backups stay in the primary region
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheConfig:
+    node_type: str
+    shards: int
+    replicas_per_shard: int
+    snapshot_retention_days: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """The whole, validated configuration of one environment."""
+
+    name: str
+    source: str  # the file it was loaded from, for messages
+    region: str
+    dr_region: str
+    tags: Tags
+    budget: BudgetConfig
+    state: StateConfig
+    networking: NetworkingConfig
+    compute: ComputeConfig
+    database: DatabaseConfig
+    cache: CacheConfig
+    description: str = ""
+    allowed_account_ids: tuple[str, ...] = ()  # default: any account
+
+    @property
+    def is_production(self) -> bool:
+        return self.name in PRODUCTION_ENVIRONMENTS
+
+    @property
+    def default_tags(self) -> Mapping[str, str]:
+        """Tags the provider puts on every resource."""
+        return MappingProxyType(
+            {
+                "Project": PROJECT,
+                "Environment": self.name,
+                "ManagedBy": "cdktf",
+                "CostCenter": self.tags.cost_center,
+                "Owner": self.tags.owner,
+            }
+        )
+
+
+def display_path(path: Path) -> str:
+    """``environments/prod.json`` when under the working directory, else the absolute path."""
+    rel = os.path.relpath(path)
+    return path.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def plan_subnets(
+    vpc_cidr: ipaddress.IPv4Network, az_count: int, prefix_lengths: Mapping[str, int]
+) -> SubnetPlan | None:
+    """Pack one subnet per tier and AZ into the VPC, largest blocks first so every block stays aligned.
+
+    Returns None when they do not fit. The order is deterministic: changing az_count or a prefix length
+    renumbers subnets (and so replaces them), as with AWS CDK's automatic allocation.
+    """
+    requests = sorted(
+        (
+            (prefix_lengths[tier], SUBNET_TIERS.index(tier), az)
+            for tier in SUBNET_TIERS
+            for az in range(az_count)
+        ),
+    )
+    cursor = int(vpc_cidr.network_address)
+    end = int(vpc_cidr.broadcast_address) + 1
+    allocated: dict[str, list[ipaddress.IPv4Network]] = {tier: [None] * az_count for tier in SUBNET_TIERS}  # type: ignore[misc]
+    for prefix, tier_index, az in requests:
+        if prefix < vpc_cidr.prefixlen:
+            return None
+        size = 1 << (32 - prefix)
+        cursor = -(-cursor // size) * size  # align up
+        if cursor + size > end:
+            return None
+        allocated[SUBNET_TIERS[tier_index]][az] = ipaddress.IPv4Network((cursor, prefix))
+        cursor += size
+    return SubnetPlan(**{tier: tuple(nets) for tier, nets in allocated.items()})
+
+
+def _schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: prop["default"] for name, prop in schema.get("properties", {}).items() if "default" in prop}
+
+
+class _Loader:
+    """Validates one environment file; collects problems instead of stopping at the first."""
+
+    def __init__(self, path: Path, schema: Mapping[str, Any]) -> None:
+        self.path = path
+        self.where = display_path(path)
+        self.schema = schema
+        self.problems: list[str] = []
+
+    def problem(self, json_path: str, message: str) -> None:
+        self.problems.append(f"{self.where}: {json_path}: {message}")
+
+    def read(self) -> Any:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.problems.append(f"{self.where}: file not found")
+            return None
+        except OSError as exc:
+            self.problems.append(f"{self.where}: cannot read: {exc.strerror}")
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.problems.append(
+                f"{self.where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            )
+            return None
+
+    def validate_schema(self, data: Any) -> None:
+        validator = jsonschema.Draft202012Validator(self.schema)
+        errors = sorted(
+            validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+        )
+        for error in errors:
+            self.problem(error.json_path, error.message)
+
+    def section(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """A section with the schema's defaults filled in."""
+        return {**_schema_defaults(self.schema["properties"][name]), **data[name]}
+
+    def build(self, data: Mapping[str, Any], expected_name: str) -> EnvironmentConfig | None:
+        if data.get("environment") != expected_name:
+            self.problem(
+                "$.environment", f"{data.get('environment')!r} does not match the file name {expected_name!r}"
+            )
+        if data["region"] == data["dr_region"]:
+            self.problem("$.dr_region", f"must differ from region {data['region']!r}")
+
+        state = StateConfig(**self.section(data, "state"))
+        networking = self._networking(self.section(data, "networking"))
+        compute = self._compute(self.section(data, "compute"))
+        database = DatabaseConfig(**self.section(data, "database"))
+        cache = CacheConfig(**self.section(data, "cache"))
+        self._check_database(database)
+        self._check_production(expected_name, networking, database)
+        if self.problems or networking is None or compute is None:
+            return None
+
+        return EnvironmentConfig(
+            name=expected_name,
+            source=self.where,
+            description=data.get("description", ""),
+            region=data["region"],
+            dr_region=data["dr_region"],
+            allowed_account_ids=tuple(data.get("allowed_account_ids", ())),
+            tags=Tags(**data["tags"]),
+            budget=BudgetConfig(**data["budget"]),
+            state=state,
+            networking=networking,
+            compute=compute,
+            database=database,
+            cache=cache,
+        )
+
+    def _networking(self, raw: dict[str, Any]) -> NetworkingConfig | None:
+        try:
+            vpc_cidr = ipaddress.IPv4Network(raw["vpc_cidr"])
+        except ValueError as exc:
+            self.problem("$.networking.vpc_cidr", f"{raw['vpc_cidr']!r} is not a valid IPv4 network: {exc}")
+            return None
+        if not vpc_cidr.is_private:
+            self.problem("$.networking.vpc_cidr", f"{vpc_cidr} is not a private (RFC 1918) range")
+        if not 16 <= vpc_cidr.prefixlen <= 28:
+            self.problem(
+                "$.networking.vpc_cidr", f"/{vpc_cidr.prefixlen} is outside the VPC limits /16 to /28"
+            )
+
+        az_count, nat_count = raw["az_count"], raw["nat_gateway_count"]
+        zone_ids = tuple(raw["availability_zone_ids"])
+        if len(zone_ids) != az_count:
+            self.problem(
+                "$.networking.availability_zone_ids",
+                f"lists {len(zone_ids)} zones but az_count is {az_count} (one zone ID per AZ)",
+            )
+        if nat_count > az_count:
+            self.problem(
+                "$.networking.nat_gateway_count",
+                f"{nat_count} NAT gateways exceed az_count {az_count} (at most one per AZ)",
+            )
+
+        prefixes = {
+            **_schema_defaults(
+                self.schema["properties"]["networking"]["properties"]["subnet_prefix_lengths"]
+            ),
+            **raw.get("subnet_prefix_lengths", {}),
+        }
+        plan = plan_subnets(vpc_cidr, az_count, prefixes)
+        if plan is None:
+            needed = az_count * sum(1 << (32 - prefixes[tier]) for tier in SUBNET_TIERS)
+            shape = ", ".join(f"{tier} /{prefixes[tier]}" for tier in SUBNET_TIERS)
+            self.problem(
+                "$.networking.subnet_prefix_lengths",
+                f"subnets do not fit in vpc_cidr {vpc_cidr}: {az_count} AZs x ({shape}) need {needed} "
+                f"addresses, the VPC holds {vpc_cidr.num_addresses}",
+            )
+            return None
+        return NetworkingConfig(
+            vpc_cidr=vpc_cidr,
+            az_count=az_count,
+            availability_zone_ids=zone_ids,
+            nat_gateway_count=nat_count,
+            subnet_plan=plan,
+            flow_log_retention_days=raw["flow_log_retention_days"],
+            flow_log_aggregation_seconds=raw["flow_log_aggregation_seconds"],
+            interface_endpoints=tuple(raw["interface_endpoints"]),
+        )
+
+    def _compute(self, raw: dict[str, Any]) -> ComputeConfig | None:
+        cpu, memory = raw["task_cpu"], raw["task_memory_mib"]
+        low, high, step = FARGATE_MEMORY[cpu]
+        valid = memory in FARGATE_256_MEMORY if step is None else low <= memory <= high and memory % step == 0
+        if not valid:
+            allowed = (
+                ", ".join(map(str, FARGATE_256_MEMORY))
+                if step is None
+                else f"{low} to {high} in steps of {step}"
+            )
+            self.problem(
+                "$.compute.task_memory_mib",
+                f"{memory} MiB is not a valid Fargate size for task_cpu {cpu} (allowed: {allowed})",
+            )
+        scaling = AutoscalingConfig(**raw["autoscaling"])
+        if scaling.enabled:
+            missing = [
+                k
+                for k in ("min_capacity", "max_capacity", "target_cpu_percent")
+                if getattr(scaling, k) is None
+            ]
+            for key in missing:
+                self.problem(f"$.compute.autoscaling.{key}", "is required when auto-scaling is enabled")
+            if not missing and not scaling.min_capacity <= raw["desired_count"] <= scaling.max_capacity:
+                self.problem(
+                    "$.compute.desired_count",
+                    f"{raw['desired_count']} is outside the auto-scaling range "
+                    f"{scaling.min_capacity} to {scaling.max_capacity}",
+                )
+        return ComputeConfig(**{**raw, "autoscaling": scaling})
+
+    def _check_database(self, db: DatabaseConfig) -> None:
+        if db.max_allocated_storage_gb < db.allocated_storage_gb:
+            self.problem(
+                "$.database.max_allocated_storage_gb",
+                f"{db.max_allocated_storage_gb} is less than allocated_storage_gb {db.allocated_storage_gb}",
+            )
+
+    def _check_production(self, name: str, net: NetworkingConfig | None, db: DatabaseConfig) -> None:
+        if name not in PRODUCTION_ENVIRONMENTS:
+            return
+        if not db.multi_az:
+            self.problem("$.database.multi_az", f"must be true in {name}: production databases are Multi-AZ")
+        if not db.deletion_protection:
+            self.problem(
+                "$.database.deletion_protection",
+                f"must be true in {name}: production data is deletion-protected",
+            )
+        if db.backup_retention_days < PRODUCTION_MIN_BACKUP_RETENTION_DAYS:
+            self.problem(
+                "$.database.backup_retention_days",
+                f"{db.backup_retention_days} is less than the production minimum of "
+                f"{PRODUCTION_MIN_BACKUP_RETENTION_DAYS} days",
+            )
+        if net is not None and net.nat_gateway_count != net.az_count:
+            self.problem(
+                "$.networking.nat_gateway_count",
+                f"must equal az_count ({net.az_count}) in {name}: one NAT gateway per AZ (HA)",
+            )
+
+
+def load_schema(environments_dir: Path = DEFAULT_ENVIRONMENTS_DIR) -> dict[str, Any]:
+    path = environments_dir / "schema.json"
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{display_path(path)}: file not found"]) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{display_path(path)}: invalid JSON at line {exc.lineno}: {exc.msg}"]) from None
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def load_environments(
+    names: Iterable[str] | None = None, environments_dir: Path = DEFAULT_ENVIRONMENTS_DIR
+) -> dict[str, EnvironmentConfig]:
+    """Load and validate the named environments (default: all); raise ConfigError listing every problem."""
+    requested = tuple(names) if names else ENVIRONMENTS
+    unknown = [name for name in requested if name not in ENVIRONMENTS]
+    if unknown:
+        raise ConfigError(
+            f"unknown environment {name!r}: expected one of {', '.join(ENVIRONMENTS)}" for name in unknown
+        )
+    schema = load_schema(environments_dir)
+    problems: list[str] = []
+    configs: dict[str, EnvironmentConfig] = {}
+    for name in dict.fromkeys(requested):
+        loader = _Loader(environments_dir / f"{name}.json", schema)
+        data = loader.read()
+        if data is not None:
+            loader.validate_schema(data)
+            if not loader.problems:
+                config = loader.build(data, name)
+                if config is not None:
+                    configs[name] = config
+        problems.extend(loader.problems)
+    if problems:
+        raise ConfigError(problems)
+    return configs

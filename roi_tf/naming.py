@@ -1,0 +1,49 @@
+"""Resource names ``roi-systems-<env>-<component>[-suffix]`` that respect AWS length limits."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from roi_tf.config import PROJECT
+
+# Length limits of the names we generate (AWS service quotas).
+MAX_LENGTH = {
+    "default": 255,
+    "iam_role": 64,
+    "s3_bucket": 63,
+    "db_subnet_group": 255,
+    "elasticache_subnet_group": 255,
+    "kms_alias": 256,
+    "log_group": 512,
+}
+_VALID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def resource_name(env: str, component: str, *suffixes: str, kind: str = "default") -> str:
+    """``roi-systems-<env>-<component>-<suffix...>``, shortened with a stable hash if over the limit."""
+    parts = [PROJECT, env, component, *suffixes]
+    for part in parts:
+        if not _VALID.match(part):
+            raise ValueError(f"name part {part!r} must be lower-case letters, digits and hyphens")
+    name = "-".join(parts)
+    limit = MAX_LENGTH[kind]
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def prefix(env: str) -> str:
+    """``roi-systems-<env>``: the prefix of every name in an environment."""
+    return f"{PROJECT}-{env}"
+
+
+def log_group_prefix(env: str) -> str:
+    """``/roi-systems/<env>``: every log group of an environment lives below it (KMS policy scope)."""
+    return f"/{PROJECT}/{env}"
+
+
+def kms_alias(env: str, purpose: str) -> str:
+    """``alias/roi-systems-<env>-<purpose>``: the aliases other stacks and the backend refer to."""
+    return f"alias/{resource_name(env, purpose, kind='kms_alias')}"

@@ -1,0 +1,316 @@
+"""The stacks: ``<env>`` (the environment itself) and ``state-<env>`` (its remote-state backend).
+
+These are the only classes that know every module; modules receive props built here from their
+own slice of the configuration.
+"""
+
+from __future__ import annotations
+
+from cdktf import (
+    LocalBackend,
+    S3Backend,
+    TerraformOutput,
+    TerraformStack,
+    TerraformVariable,
+    TerraformVariableValidationConfig,
+)
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+)
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from constructs import Construct
+
+from roi_tf.config import EnvironmentConfig
+from roi_tf.modules.networking import Networking, NetworkingProps
+from roi_tf.modules.security import KmsKey, KmsKeyProps, Statement, deny_insecure_transport, policy_document
+from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name
+
+# CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
+GLOBAL_REGION = "us-east-1"
+SENSITIVE_VARIABLES = {
+    "db_password": "Master password of the PostgreSQL database (export TF_VAR_db_password).",
+    "jwt_secret": "Secret that signs the API's JSON Web Tokens (export TF_VAR_jwt_secret).",
+}
+MIN_SECRET_LENGTH = 16
+# Noncurrent state versions are how a broken state is rolled back: keep them for a year.
+STATE_NONCURRENT_VERSION_DAYS = 365
+
+
+def state_key(env: str) -> str:
+    return f"{env}/terraform.tfstate"
+
+
+def state_stack_name(env: str) -> str:
+    return f"state-{env}"
+
+
+def _aws_provider(
+    scope: Construct, config: EnvironmentConfig, region: str, alias: str | None = None
+) -> AwsProvider:
+    return AwsProvider(
+        scope,
+        f"aws_{alias}" if alias else "aws",
+        region=region,
+        alias=alias,
+        allowed_account_ids=list(config.allowed_account_ids) or None,
+        default_tags=[AwsProviderDefaultTags(tags=dict(config.default_tags))],
+    )
+
+
+class EnvironmentStack(TerraformStack):
+    """One environment (``dev``, ``staging`` or ``prod``) on its own S3 remote state."""
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(scope, config.name)
+        env = config.name
+
+        _aws_provider(self, config, config.region)
+        self.dr_provider = _aws_provider(self, config, config.dr_region, alias="dr")
+        self.global_provider = _aws_provider(self, config, GLOBAL_REGION, alias="us_east_1")
+
+        backend = S3Backend(
+            self,
+            bucket=config.state.bucket,
+            key=state_key(env),
+            region=config.region,
+            dynamodb_table=config.state.lock_table,
+            encrypt=True,
+            # Without a key id the backend asks S3 for AES256, bypassing the bucket's KMS default.
+            kms_key_id=kms_alias(env, "tfstate"),
+        )
+        if config.state.use_lockfile:
+            # S3-native locking (Terraform >= 1.10); the cdktf 0.21 backend class predates it.
+            backend.add_override("use_lockfile", True)
+
+        self.variables = {
+            name: TerraformVariable(
+                self,
+                name,
+                type="string",
+                description=description,
+                sensitive=True,
+                nullable=False,
+                validation=[
+                    TerraformVariableValidationConfig(
+                        condition=f"${{length(var.{name}) >= {MIN_SECRET_LENGTH}}}",
+                        error_message=f"{name} must be at least {MIN_SECRET_LENGTH} characters long.",
+                    )
+                ],
+            )
+            for name, description in SENSITIVE_VARIABLES.items()
+        }
+
+        account_id = DataAwsCallerIdentity(self, "current").account_id
+        partition = DataAwsPartition(self, "partition").partition
+        logs_prefix = log_group_prefix(env)
+        logs_key = KmsKey(
+            self,
+            "logs_key",
+            props=KmsKeyProps(
+                alias=kms_alias(env, "logs"),
+                description=f"roi-systems {env}: CloudWatch Logs",
+                account_id=account_id,
+                partition=partition,
+                service_statements=[
+                    Statement(
+                        sid="CloudWatchLogsUse",
+                        actions=[
+                            "kms:Encrypt*",
+                            "kms:Decrypt*",
+                            "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*",
+                            "kms:Describe*",
+                        ],
+                        resources=[KmsKey.KEY_SELF],
+                        principals={"Service": [f"logs.{config.region}.amazonaws.com"]},
+                        # Only for log groups of this environment, in this account and region.
+                        conditions={
+                            ("ArnLike", "kms:EncryptionContext:aws:logs:arn"): [
+                                f"arn:{partition}:logs:{config.region}:{account_id}:log-group:{logs_prefix}/*"
+                            ]
+                        },
+                    )
+                ],
+            ),
+        )
+
+        net = config.networking
+        self.networking = Networking(
+            self,
+            "networking",
+            props=NetworkingProps(
+                name=prefix(env),
+                region=config.region,
+                vpc_cidr=str(net.vpc_cidr),
+                availability_zone_ids=net.availability_zone_ids,
+                subnet_plan=net.subnet_plan,
+                nat_gateway_count=net.nat_gateway_count,
+                flow_log_group_name=f"{logs_prefix}/vpc-flow-logs",
+                flow_log_retention_days=net.flow_log_retention_days,
+                flow_log_aggregation_seconds=net.flow_log_aggregation_seconds,
+                flow_log_kms_key_arn=logs_key.arn,
+                flow_log_role_name=resource_name(env, "vpc-flow-logs", kind="iam_role"),
+                interface_endpoints=net.interface_endpoints,
+                account_id=account_id,
+                partition=partition,
+            ),
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        out = self.networking.outputs
+        described = {
+            "vpc_id": (out.vpc_id, "ID of the VPC"),
+            "vpc_cidr_block": (out.vpc_cidr_block, "CIDR block of the VPC"),
+            "public_subnet_ids": (out.public_subnet_ids, "IDs of the public subnets (load balancers, NAT)"),
+            "private_subnet_ids": (out.private_subnet_ids, "IDs of the private (application) subnets"),
+            "database_subnet_ids": (out.database_subnet_ids, "IDs of the isolated (database/cache) subnets"),
+            "database_subnet_group_name": (out.database_subnet_group_name, "Name of the RDS subnet group"),
+            "elasticache_subnet_group_name": (out.elasticache_subnet_group_name, "ElastiCache subnet group"),
+            "nat_gateway_ids": (out.nat_gateway_ids, "IDs of the NAT gateways"),
+            "nat_public_ips": (out.nat_public_ips, "Public IPs of the NAT gateways (egress allow-lists)"),
+        }
+        for name, (value, description) in described.items():
+            TerraformOutput(self, name, value=value, description=description)
+
+
+class StateBackendStack(TerraformStack):
+    """``state-<env>``: on local state, creates exactly the bucket and lock table ``<env>`` uses."""
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(scope, state_stack_name(config.name))
+        env, state = config.name, config.state
+        # Kept outside cdktf.out/ (which every synth replaces), in the repository's bootstrap-state/.
+        LocalBackend(self, path=f"../../../bootstrap-state/{state_stack_name(env)}.tfstate")
+        _aws_provider(self, config, config.region)
+
+        account_id = DataAwsCallerIdentity(self, "current").account_id
+        partition = DataAwsPartition(self, "partition").partition
+        key = KmsKey(
+            self,
+            "state_key",
+            props=KmsKeyProps(
+                alias=kms_alias(env, "tfstate"),
+                description=f"roi-systems {env}: Terraform state and locks",
+                account_id=account_id,
+                partition=partition,
+                deletion_window_days=state.kms_deletion_window_days,
+            ),
+        )
+        key.key.add_override("lifecycle.prevent_destroy", True)
+
+        bucket = S3Bucket(self, "bucket", bucket=state.bucket, force_destroy=False)
+        bucket.add_override("lifecycle.prevent_destroy", True)
+        S3BucketVersioningA(
+            self,
+            "bucket_versioning",
+            bucket=bucket.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "bucket_encryption",
+            bucket=bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=(
+                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                            sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                        )
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+        )
+        S3BucketPublicAccessBlock(
+            self,
+            "bucket_public_access_block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        S3BucketOwnershipControls(
+            self,
+            "bucket_ownership",
+            bucket=bucket.id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        S3BucketPolicy(
+            self,
+            "bucket_policy",
+            bucket=bucket.id,
+            policy=policy_document(
+                self, "bucket_policy_document", [deny_insecure_transport(bucket.arn)]
+            ).json,
+        )
+        S3BucketLifecycleConfiguration(
+            self,
+            "bucket_lifecycle",
+            bucket=bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="expire-old-state-versions",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=STATE_NONCURRENT_VERSION_DAYS
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=7
+                        )
+                    ],
+                )
+            ],
+        )
+
+        table = DynamodbTable(
+            self,
+            "lock_table",
+            name=state.lock_table,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="LockID",
+            attribute=[DynamodbTableAttribute(name="LockID", type="S")],
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=key.arn),
+            deletion_protection_enabled=True,
+        )
+        table.add_override("lifecycle.prevent_destroy", True)
+
+        TerraformOutput(self, "bucket_name", value=bucket.bucket, description="S3 bucket of <env>'s state")
+        TerraformOutput(
+            self, "lock_table_name", value=table.name, description="DynamoDB lock table of <env>'s state"
+        )
+        TerraformOutput(self, "kms_key_arn", value=key.arn, description="KMS key encrypting the state")
