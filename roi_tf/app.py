@@ -120,9 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
-        print(
-            f"synth aborted: {len(error.problems)} problem(s); {args.outdir} left unchanged", file=sys.stderr
-        )
+        print(f"synth aborted: {len(error.problems)} problem(s); {args.outdir} left unchanged", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     if args.check:
         print(f"configuration valid: {', '.join(configs)}")

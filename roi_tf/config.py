@@ -187,11 +187,7 @@ def plan_subnets(
     renumbers subnets (and so replaces them), as with AWS CDK's automatic allocation.
     """
     requests = sorted(
-        (
-            (prefix_lengths[tier], SUBNET_TIERS.index(tier), az)
-            for tier in SUBNET_TIERS
-            for az in range(az_count)
-        ),
+        ((prefix_lengths[tier], SUBNET_TIERS.index(tier), az) for tier in SUBNET_TIERS for az in range(az_count)),
     )
     cursor = int(vpc_cidr.network_address)
     end = int(vpc_cidr.broadcast_address) + 1
@@ -236,16 +232,12 @@ class _Loader:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            self.problems.append(
-                f"{self.where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            )
+            self.problems.append(f"{self.where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
             return None
 
     def validate_schema(self, data: Any) -> None:
         validator = jsonschema.Draft202012Validator(self.schema)
-        errors = sorted(
-            validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)
-        )
+        errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
         for error in errors:
             self.problem(error.json_path, error.message)
 
@@ -255,9 +247,7 @@ class _Loader:
 
     def build(self, data: Mapping[str, Any], expected_name: str) -> EnvironmentConfig | None:
         if data.get("environment") != expected_name:
-            self.problem(
-                "$.environment", f"{data.get('environment')!r} does not match the file name {expected_name!r}"
-            )
+            self.problem("$.environment", f"{data.get('environment')!r} does not match the file name {expected_name!r}")
         if data["region"] == data["dr_region"]:
             self.problem("$.dr_region", f"must differ from region {data['region']!r}")
 
@@ -296,9 +286,7 @@ class _Loader:
         if not vpc_cidr.is_private:
             self.problem("$.networking.vpc_cidr", f"{vpc_cidr} is not a private (RFC 1918) range")
         if not 16 <= vpc_cidr.prefixlen <= 28:
-            self.problem(
-                "$.networking.vpc_cidr", f"/{vpc_cidr.prefixlen} is outside the VPC limits /16 to /28"
-            )
+            self.problem("$.networking.vpc_cidr", f"/{vpc_cidr.prefixlen} is outside the VPC limits /16 to /28")
 
         az_count, nat_count = raw["az_count"], raw["nat_gateway_count"]
         zone_ids = tuple(raw["availability_zone_ids"])
@@ -314,9 +302,7 @@ class _Loader:
             )
 
         prefixes = {
-            **_schema_defaults(
-                self.schema["properties"]["networking"]["properties"]["subnet_prefix_lengths"]
-            ),
+            **_schema_defaults(self.schema["properties"]["networking"]["properties"]["subnet_prefix_lengths"]),
             **raw.get("subnet_prefix_lengths", {}),
         }
         plan = plan_subnets(vpc_cidr, az_count, prefixes)
@@ -345,22 +331,14 @@ class _Loader:
         low, high, step = FARGATE_MEMORY[cpu]
         valid = memory in FARGATE_256_MEMORY if step is None else low <= memory <= high and memory % step == 0
         if not valid:
-            allowed = (
-                ", ".join(map(str, FARGATE_256_MEMORY))
-                if step is None
-                else f"{low} to {high} in steps of {step}"
-            )
+            allowed = ", ".join(map(str, FARGATE_256_MEMORY)) if step is None else f"{low} to {high} in steps of {step}"
             self.problem(
                 "$.compute.task_memory_mib",
                 f"{memory} MiB is not a valid Fargate size for task_cpu {cpu} (allowed: {allowed})",
             )
         scaling = AutoscalingConfig(**raw["autoscaling"])
         if scaling.enabled:
-            missing = [
-                k
-                for k in ("min_capacity", "max_capacity", "target_cpu_percent")
-                if getattr(scaling, k) is None
-            ]
+            missing = [k for k in ("min_capacity", "max_capacity", "target_cpu_percent") if getattr(scaling, k) is None]
             for key in missing:
                 self.problem(f"$.compute.autoscaling.{key}", "is required when auto-scaling is enabled")
             if not missing and not scaling.min_capacity <= raw["desired_count"] <= scaling.max_capacity:

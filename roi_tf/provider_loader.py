@@ -101,9 +101,7 @@ def parse_init(init_path: Path, source: str, subdirectories: set[str]) -> Layout
             continue
         match = _SUBMODULE_IMPORT.fullmatch(text)
         if match is None:
-            raise LayoutError(
-                f"{init_path}:{number} is not a `from . import <submodule>` line: {text[:80]!r}"
-            )
+            raise LayoutError(f"{init_path}:{number} is not a `from . import <submodule>` line: {text[:80]!r}")
         submodules.append(match.group(1))
     if not submodules:
         raise LayoutError(f"{init_path} has no `from . import <submodule>` lines after `{_PUBLISH_LINE}`")
@@ -129,9 +127,7 @@ def read_layout() -> Layout:
     if init_path.name != "__init__.py" or not spec.submodule_search_locations:
         raise LayoutError(f"{PACKAGE} is not a regular package ({init_path})")
     with os.scandir(init_path.parent) as entries:
-        subdirectories = {
-            entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("_")
-        }
+        subdirectories = {entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("_")}
     source = importlib.util.decode_source(init_path.read_bytes())
     return parse_init(init_path, source, subdirectories)
 

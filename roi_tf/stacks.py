@@ -72,9 +72,7 @@ def state_stack_name(env: str) -> str:
     return f"state-{env}"
 
 
-def _aws_provider(
-    scope: Construct, config: EnvironmentConfig, region: str, alias: str | None = None
-) -> AwsProvider:
+def _aws_provider(scope: Construct, config: EnvironmentConfig, region: str, alias: str | None = None) -> AwsProvider:
     return AwsProvider(
         scope,
         f"aws_{alias}" if alias else "aws",
@@ -269,9 +267,7 @@ class StateBackendStack(TerraformStack):
             self,
             "bucket_policy",
             bucket=bucket.id,
-            policy=policy_document(
-                self, "bucket_policy_document", [deny_insecure_transport(bucket.arn)]
-            ).json,
+            policy=policy_document(self, "bucket_policy_document", [deny_insecure_transport(bucket.arn)]).json,
         )
         S3BucketLifecycleConfiguration(
             self,
@@ -288,9 +284,7 @@ class StateBackendStack(TerraformStack):
                         )
                     ],
                     abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=7
-                        )
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
                     ],
                 )
             ],
@@ -310,7 +304,5 @@ class StateBackendStack(TerraformStack):
         table.add_override("lifecycle.prevent_destroy", True)
 
         TerraformOutput(self, "bucket_name", value=bucket.bucket, description="S3 bucket of <env>'s state")
-        TerraformOutput(
-            self, "lock_table_name", value=table.name, description="DynamoDB lock table of <env>'s state"
-        )
+        TerraformOutput(self, "lock_table_name", value=table.name, description="DynamoDB lock table of <env>'s state")
         TerraformOutput(self, "kms_key_arn", value=key.arn, description="KMS key encrypting the state")

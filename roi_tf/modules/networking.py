@@ -160,9 +160,7 @@ class Networking(Construct):
         # One private route table per AZ, so each AZ egresses through its own NAT where there is one.
         self.private_route_tables = []
         for i in range(len(props.availability_zone_ids)):
-            rt = RouteTable(
-                self, f"private_route_table_{i}", vpc_id=vpc_id, tags={"Name": f"{name}-private-{i}"}
-            )
+            rt = RouteTable(self, f"private_route_table_{i}", vpc_id=vpc_id, tags={"Name": f"{name}-private-{i}"})
             if self.nat_gateways:
                 nat = self.nat_gateways[i % len(self.nat_gateways)]
                 Route(
@@ -176,9 +174,7 @@ class Networking(Construct):
         self._associate("private", self.private_subnets, self.private_route_tables)
 
         # Isolated subnets: one route table with no route out of the VPC.
-        isolated_rt = RouteTable(
-            self, "isolated_route_table", vpc_id=vpc_id, tags={"Name": f"{name}-isolated"}
-        )
+        isolated_rt = RouteTable(self, "isolated_route_table", vpc_id=vpc_id, tags={"Name": f"{name}-isolated"})
         self._associate("isolated", self.isolated_subnets, [isolated_rt])
 
         self._network_acls()

@@ -76,9 +76,7 @@ def policy_document(scope: Construct, id: str, statements: Sequence[Statement]) 
                 ]
                 or None,
                 condition=[
-                    DataAwsIamPolicyDocumentStatementCondition(
-                        test=test, variable=variable, values=list(values)
-                    )
+                    DataAwsIamPolicyDocumentStatementCondition(test=test, variable=variable, values=list(values))
                     for (test, variable), values in s.conditions.items()
                 ]
                 or None,

@@ -1,0 +1,125 @@
+"""Test harness: synthesize every stack once per session; query the JSON by type and property."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from roi_tf.config import ENVIRONMENTS, EnvironmentConfig, load_environments
+
+REPO = Path(__file__).resolve().parent.parent
+# Recognisable dummy values for the sensitive variables: they must never appear in synthesized JSON.
+DUMMY_SECRETS = {
+    "TF_VAR_db_password": "dummy-db-password-4f9c2e7a",
+    "TF_VAR_jwt_secret": "dummy-jwt-secret-8b1d6f3c",
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One synthesized stack (``cdk.tf.json``) with Terratest-style lookups."""
+
+    name: str
+    path: Path
+    json: dict[str, Any]
+
+    def resources(self, rtype: str) -> dict[str, dict[str, Any]]:
+        """Every resource of a type, by logical name (empty if none)."""
+        return self.json.get("resource", {}).get(rtype, {})
+
+    def data(self, dtype: str) -> dict[str, dict[str, Any]]:
+        return self.json.get("data", {}).get(dtype, {})
+
+    def find(self, rtype: str, **props: Any) -> list[tuple[str, dict[str, Any]]]:
+        """Resources of a type whose properties include ``props`` (a subset match)."""
+        return [(name, body) for name, body in self.resources(rtype).items() if _matches(body, props)]
+
+    def one(self, rtype: str, **props: Any) -> tuple[str, dict[str, Any]]:
+        found = self.find(rtype, **props)
+        assert len(found) == 1, f"{self.name}: expected one {rtype} matching {props}, found {len(found)}"
+        return found[0]
+
+    def count(self, rtype: str) -> int:
+        return len(self.resources(rtype))
+
+    @staticmethod
+    def ref(rtype: str, name: str, attribute: str = "id") -> str:
+        """The interpolation another resource uses to refer to this one."""
+        return f"${{{rtype}.{name}.{attribute}}}"
+
+    @staticmethod
+    def data_ref(dtype: str, name: str, attribute: str) -> str:
+        return f"${{data.{dtype}.{name}.{attribute}}}"
+
+
+def _matches(body: Any, expected: Any) -> bool:
+    if isinstance(expected, dict):
+        return isinstance(body, dict) and all(k in body and _matches(body[k], v) for k, v in expected.items())
+    return body == expected
+
+
+def iter_strings(value: Any) -> Iterator[str]:
+    """Every string anywhere inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from iter_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_strings(v)
+
+
+@pytest.fixture(scope="session")
+def configs() -> dict[str, EnvironmentConfig]:
+    return load_environments()
+
+
+@pytest.fixture(scope="session")
+def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> Path:
+    """All six stacks, synthesized once per session in this process (the provider import is the cost)."""
+    from roi_tf.app import synth
+
+    for name, value in DUMMY_SECRETS.items():
+        os.environ[name] = value
+    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
+    synth(configs, outdir)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def stacks(synth_outdir: Path) -> dict[str, Stack]:
+    result = {}
+    for stack_dir in sorted((synth_outdir / "stacks").iterdir()):
+        path = stack_dir / "cdk.tf.json"
+        result[stack_dir.name] = Stack(stack_dir.name, path, json.loads(path.read_text()))
+    return result
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def stack(stacks: dict[str, Stack], env: str) -> Stack:
+    return stacks[env]
+
+
+@pytest.fixture
+def state_stack(stacks: dict[str, Stack], env: str) -> Stack:
+    return stacks[f"state-{env}"]
+
+
+@pytest.fixture
+def config(configs: dict[str, EnvironmentConfig], env: str) -> EnvironmentConfig:
+    return configs[env]

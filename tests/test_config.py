@@ -1,0 +1,361 @@
+"""Configuration: schema, typed objects, cross-field rules, and what the user sees on bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import REPO
+from roi_tf import config as cfg
+
+ENV_DIR = REPO / "environments"
+
+
+# --- the files themselves ---------------------------------------------------------------------
+
+
+def test_schema_is_valid_json_schema_2020_12_and_closed_everywhere() -> None:
+    schema = json.loads((ENV_DIR / "schema.json").read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                assert node.get("additionalProperties") is False, path
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(schema, "$")
+
+
+@pytest.mark.parametrize("env", cfg.ENVIRONMENTS)
+def test_each_environment_file_points_editors_at_the_schema(env: str) -> None:
+    data = json.loads((ENV_DIR / f"{env}.json").read_text())
+    assert data["$schema"] == "./schema.json"
+    assert data["environment"] == env
+
+
+def test_schema_defaults_match_the_dataclass_defaults() -> None:
+    """One source of truth: a default documented in the schema is the default the code applies."""
+    schema = json.loads((ENV_DIR / "schema.json").read_text())
+    sections = {
+        "state": cfg.StateConfig,
+        "database": cfg.DatabaseConfig,
+        "cache": cfg.CacheConfig,
+        "compute": cfg.ComputeConfig,
+        "networking": cfg.NetworkingConfig,
+    }
+    for section, klass in sections.items():
+        fields = {f.name: f for f in dataclasses.fields(klass)}
+        for name, prop in schema["properties"][section]["properties"].items():
+            if "default" in prop and name in fields:
+                default = fields[name].default
+                expected = tuple(prop["default"]) if isinstance(prop["default"], list) else prop["default"]
+                assert default == expected, f"{section}.{name}"
+
+
+def test_configs_are_frozen_and_typed(configs) -> None:
+    prod = configs["prod"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prod.region = "eu-west-1"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        prod.default_tags["Owner"] = "someone"  # type: ignore[index]
+    assert isinstance(prod.networking.vpc_cidr, ipaddress.IPv4Network)
+    assert isinstance(prod.networking.interface_endpoints, tuple)
+
+
+def test_design_document_values(configs) -> None:
+    dev, staging, prod = configs["dev"], configs["staging"], configs["prod"]
+    assert (dev.budget.monthly_usd, staging.budget.monthly_usd, prod.budget.monthly_usd) == (300, 800, 2500)
+    assert {c.region for c in configs.values()} == {"us-east-1"}
+    assert {c.dr_region for c in configs.values()} == {"us-west-2"}
+    # dev: single NAT, single-AZ instances, no auto-scaling.
+    assert dev.networking.nat_gateway_count == 1
+    assert not dev.database.multi_az and not dev.compute.autoscaling.enabled
+    # staging: Multi-AZ, production-like, auto-scaling.
+    assert staging.networking.nat_gateway_count == staging.networking.az_count
+    assert staging.database.multi_az and staging.compute.autoscaling.enabled
+    # prod baseline: 2 NAT, 3 Fargate tasks of 4 vCPU / 8 GB, db.r5.large Multi-AZ, 2 x cache.r5.large, 2 ALBs.
+    assert prod.networking.nat_gateway_count == 2
+    assert (prod.compute.task_cpu, prod.compute.task_memory_mib, prod.compute.desired_count) == (
+        4096,
+        8192,
+        3,
+    )
+    assert (prod.database.instance_class, prod.database.multi_az) == ("db.r5.large", True)
+    assert prod.cache.node_type == "cache.r5.large"
+    assert prod.cache.shards * (1 + prod.cache.replicas_per_shard) == 2
+    assert prod.compute.load_balancers == 2
+    assert prod.database.backup_retention_days == 30
+    assert prod.compute.autoscaling.max_capacity >= 4 * prod.compute.autoscaling.min_capacity  # aggressive
+
+
+def test_vpc_cidrs_of_environments_do_not_overlap(configs) -> None:
+    cidrs = [c.networking.vpc_cidr for c in configs.values()]
+    for i, a in enumerate(cidrs):
+        for b in cidrs[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+
+
+# --- subnet planning ----------------------------------------------------------------------------
+
+
+def test_plan_subnets_packs_largest_first_aligned_and_disjoint() -> None:
+    plan = cfg.plan_subnets(ipaddress.IPv4Network("10.0.0.0/16"), 3, {"public": 24, "private": 20, "isolated": 24})
+    assert plan is not None
+    assert [str(n) for n in plan.private] == ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]
+    assert [str(n) for n in plan.public] == ["10.0.48.0/24", "10.0.49.0/24", "10.0.50.0/24"]
+    assert [str(n) for n in plan.isolated] == ["10.0.51.0/24", "10.0.52.0/24", "10.0.53.0/24"]
+
+
+def test_plan_subnets_returns_none_when_they_do_not_fit() -> None:
+    vpc = ipaddress.IPv4Network("10.0.0.0/22")
+    assert cfg.plan_subnets(vpc, 2, {"public": 24, "private": 20, "isolated": 24}) is None
+    assert cfg.plan_subnets(vpc, 2, {"public": 25, "private": 24, "isolated": 25}) is not None
+
+
+# --- bad input, through the real command line ---------------------------------------------------
+
+SENTINEL = "synthesized earlier; must survive a failed synth\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of environments/ and an earlier cdktf.out/ to prove nothing gets touched."""
+    shutil.copytree(ENV_DIR, tmp_path / "environments")
+    earlier = tmp_path / "cdktf.out" / "stacks" / "prod"
+    earlier.mkdir(parents=True)
+    (earlier / "cdk.tf.json").write_text(SENTINEL)
+    (tmp_path / "cdktf.out" / "manifest.json").write_text("{}")
+    return tmp_path
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run_main(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("CDKTF_OUTDIR", None)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "--environments-dir",
+            "environments",
+            "--outdir",
+            "cdktf.out",
+            *args,
+        ],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def edit(workspace: Path, env: str, change: Callable[[dict], None]) -> None:
+    path = workspace / "environments" / f"{env}.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def set_path(*keys: str, value: Any) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        node = data
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return change
+
+
+BAD_INPUTS: dict[str, tuple[str, Callable[[dict], None] | None, list[str]]] = {
+    "az_count below minimum": (
+        "prod",
+        set_path("networking", "az_count", value=1),
+        ["environments/prod.json: $.networking.az_count: 1 is less than the minimum of 2"],
+    ),
+    "wrong type": (
+        "staging",
+        set_path("networking", "nat_gateway_count", value="two"),
+        ["environments/staging.json: $.networking.nat_gateway_count: 'two' is not of type 'integer'"],
+    ),
+    "unknown property": (
+        "dev",
+        set_path("networking", "enable_ipv6", value=True),
+        ["environments/dev.json: $.networking: Additional properties are not allowed ('enable_ipv6' was unexpected)"],
+    ),
+    "missing required property": (
+        "dev",
+        lambda d: d["state"].pop("lock_table"),
+        ["environments/dev.json: $.state: 'lock_table' is a required property"],
+    ),
+    "zone IDs do not match az_count": (
+        "dev",
+        set_path("networking", "availability_zone_ids", value=["use1-az1", "use1-az2", "use1-az4"]),
+        [
+            "environments/dev.json: $.networking.availability_zone_ids: lists 3 zones but az_count is 2 "
+            "(one zone ID per AZ)"
+        ],
+    ),
+    "more NAT gateways than AZs": (
+        "staging",
+        set_path("networking", "nat_gateway_count", value=3),
+        [
+            "environments/staging.json: $.networking.nat_gateway_count: 3 NAT gateways exceed az_count 2 "
+            "(at most one per AZ)"
+        ],
+    ),
+    "subnets do not fit the VPC": (
+        "dev",
+        set_path("networking", "vpc_cidr", value="10.10.0.0/22"),
+        [
+            "environments/dev.json: $.networking.subnet_prefix_lengths: subnets do not fit in vpc_cidr 10.10.0.0/22: "
+            "2 AZs x (public /24, private /20, isolated /24) need 9216 addresses, the VPC holds 1024"
+        ],
+    ),
+    "VPC CIDR with host bits": (
+        "dev",
+        set_path("networking", "vpc_cidr", value="10.10.1.0/16"),
+        [
+            "environments/dev.json: $.networking.vpc_cidr: '10.10.1.0/16' is not a valid IPv4 network: "
+            "10.10.1.0/16 has host bits set"
+        ],
+    ),
+    "prod not Multi-AZ and not deletion-protected": (
+        "prod",
+        lambda d: d["database"].update(multi_az=False, deletion_protection=False),
+        [
+            "environments/prod.json: $.database.multi_az: must be true in prod: production databases are Multi-AZ",
+            "environments/prod.json: $.database.deletion_protection: must be true in prod: production data is "
+            "deletion-protected",
+        ],
+    ),
+    "prod single NAT": (
+        "prod",
+        set_path("networking", "nat_gateway_count", value=1),
+        [
+            "environments/prod.json: $.networking.nat_gateway_count: must equal az_count (2) in prod: one NAT "
+            "gateway per AZ (HA)"
+        ],
+    ),
+    "prod backups shorter than 30 days": (
+        "prod",
+        set_path("database", "backup_retention_days", value=7),
+        ["environments/prod.json: $.database.backup_retention_days: 7 is less than the production minimum of 30 days"],
+    ),
+    "invalid Fargate size": (
+        "prod",
+        set_path("compute", "task_memory_mib", value=4096),
+        [
+            "environments/prod.json: $.compute.task_memory_mib: 4096 MiB is not a valid Fargate size for task_cpu 4096 "
+            "(allowed: 8192 to 30720 in steps of 1024)"
+        ],
+    ),
+    "desired count outside the scaling range": (
+        "staging",
+        set_path("compute", "desired_count", value=9),
+        ["environments/staging.json: $.compute.desired_count: 9 is outside the auto-scaling range 2 to 6"],
+    ),
+    "environment name does not match the file": (
+        "staging",
+        set_path("environment", value="prod"),
+        ["environments/staging.json: $.environment: 'prod' does not match the file name 'staging'"],
+    ),
+    "missing file": ("dev", None, ["environments/dev.json: file not found"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_line_per_problem_and_leaves_cdktf_out_intact(workspace: Path, case: str) -> None:
+    env, change, expected = BAD_INPUTS[case]
+    if change is None:
+        (workspace / "environments" / f"{env}.json").unlink()
+    else:
+        edit(workspace, env, change)
+    before = tree_digest(workspace / "cdktf.out")
+
+    done = run_main(workspace)
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[:-1] == [f"error: {message}" for message in expected]
+    assert lines[-1] == f"synth aborted: {len(expected)} problem(s); cdktf.out left unchanged"
+    assert done.stdout == ""
+    assert tree_digest(workspace / "cdktf.out") == before
+
+
+def test_invalid_json_names_line_and_column(workspace: Path) -> None:
+    (workspace / "environments" / "staging.json").write_text('{\n  "environment": "staging",\n  oops\n}\n')
+    done = run_main(workspace)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        "error: environments/staging.json: invalid JSON at line 3, column 3: "
+        "Expecting property name enclosed in double quotes"
+    )
+
+
+def test_unknown_environment_name(workspace: Path) -> None:
+    before = tree_digest(workspace / "cdktf.out")
+    done = run_main(workspace, "--env", "qa")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: unknown environment 'qa': expected one of dev, staging, prod",
+        "synth aborted: 1 problem(s); cdktf.out left unchanged",
+    ]
+    assert tree_digest(workspace / "cdktf.out") == before
+
+
+def test_problems_in_several_files_are_all_reported(workspace: Path) -> None:
+    edit(workspace, "dev", set_path("region", value="moon-1"))
+    edit(workspace, "prod", set_path("networking", "az_count", value=7))
+    done = run_main(workspace)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: environments/dev.json: $.region: 'moon-1' does not match '^[a-z]{2}(-gov)?-[a-z]+-[0-9]$'",
+        "error: environments/prod.json: $.networking.az_count: 7 is greater than the maximum of 6",
+    ]
+
+
+def test_check_mode_validates_without_writing(workspace: Path) -> None:
+    before = tree_digest(workspace / "cdktf.out")
+    done = run_main(workspace, "--check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "configuration valid: dev, staging, prod"
+    assert tree_digest(workspace / "cdktf.out") == before
+
+
+def test_config_errors_are_found_without_importing_the_provider() -> None:
+    """Bad input fails fast: the config module never imports cdktf or the provider."""
+    code = (
+        "import sys; import roi_tf.config as c; c.load_environments();"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'cdktf_cdktf_provider_aws', 'jsii')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,486 @@
+"""The lazy provider loader (roi_tf/provider_loader.py): fast path, type resolution, guards, identical output.
+
+Whatever needs a fresh interpreter runs in a subprocess: the loader must act before the provider package is
+imported, and this test process may have imported it already. The subprocesses load the loader from its file,
+not through ``roi_tf``, so they test the loader alone, whatever ``roi_tf/__init__.py`` imports; the
+byte-identical test runs ``main.py`` as users do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roi_tf import provider_loader
+
+REPO = Path(__file__).resolve().parents[1]
+LOADER_FILE = REPO / "roi_tf" / "provider_loader.py"
+PACKAGE = provider_loader.PACKAGE
+ASSEMBLY = provider_loader.ASSEMBLY
+PINNED_SUBMODULE_COUNT = 2212  # directories in cdktf-cdktf-provider-aws 21.22.1
+SUBPROCESS_TIMEOUT = 600
+
+# Loads the loader from its file as module ``loader``; ``loaded()`` lists the provider's submodules in
+# sys.modules (not their ``_private`` halves), ``our_fqn_map()`` the provider's entries in jsii's FQN map.
+PRELUDE = """
+import importlib.util, json, sys
+_spec = importlib.util.spec_from_file_location("provider_loader", LOADER_FILE)
+loader = importlib.util.module_from_spec(_spec)
+sys.modules["provider_loader"] = loader
+_spec.loader.exec_module(loader)
+
+def loaded():
+    prefix = loader.PACKAGE + "."
+    return sorted(
+        name[len(prefix):] for name in sys.modules
+        if name.startswith(prefix) and "." not in name[len(prefix):] and not name[len(prefix)].startswith("_")
+    )
+
+def our_fqn_map():
+    from jsii import _reference_map
+    return {k: v for k, v in _reference_map._submodule_fqn_map.items() if v.startswith(loader.PACKAGE + ".")}
+""".replace("LOADER_FILE", repr(str(LOADER_FILE)))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != provider_loader.EAGER_ENV}
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run PRELUDE + code in a fresh interpreter from the repository root; it must exit 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        cwd=REPO,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def last_json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def loader_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("roi_tf.provider_loader:")]
+
+
+def package_dir() -> Path:
+    spec = provider_loader.importlib.util.find_spec(PACKAGE)
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent
+
+
+def expected_fqn_map() -> dict[str, str]:
+    """Submodule namespace -> Python module, read from the ``jsii_type="..."`` strings of every submodule."""
+    jsii_type = re.compile(rb'jsii_type="([^"]*)"')
+    expected: dict[str, str] = {}
+    directories = sorted(
+        entry for entry in package_dir().iterdir() if entry.is_dir() and not entry.name.startswith("_")
+    )
+    for directory in directories:
+        fqns = set(jsii_type.findall((directory / "__init__.py").read_bytes()))
+        assert fqns, f"{directory.name} declares no jsii types"
+        namespaces = {fqn.decode().rsplit(".", 1)[0] for fqn in fqns}
+        assert len(namespaces) == 1, f"{directory.name}: {sorted(namespaces)[:5]}"
+        (namespace,) = namespaces
+        assert namespace.startswith(f"{ASSEMBLY}.") and namespace.count(".") == 1, namespace
+        assert namespace not in expected, f"{namespace} is declared by two submodules"
+        expected[namespace] = f"{PACKAGE}.{directory.name}"
+    assert len(expected) == len(directories) == PINNED_SUBMODULE_COUNT
+    return expected
+
+
+# --- the fast path ----------------------------------------------------------------------------------------
+
+FAST_PROBE = """
+import cdktf
+from jsii import _reference_map
+
+installed = loader.install()
+before = loaded()
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+after_imports = loaded()
+from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+app = cdktf.App()
+stack = cdktf.TerraformStack(app, "probe")
+AwsProvider(stack, "aws", region="eu-west-1")
+Vpc(stack, "network", cidr_block="10.1.0.0/16", enable_dns_hostnames=True)
+S3Bucket(stack, "bucket", bucket="roi-probe")
+synthesized = json.loads(cdktf.Testing.synth(stack))
+after_synth = loaded()
+
+import cdktf_cdktf_provider_aws as package
+lazy_attribute = package.sns_topic.SnsTopic.__jsii_type__
+try:
+    package.no_such_submodule
+    missing = "no error"
+except AttributeError as error:
+    missing = str(error)
+print(json.dumps({
+    "installed": installed,
+    "before": before,
+    "after_imports": after_imports,
+    "after_synth": after_synth,
+    "after_attribute": loaded(),
+    "synthesized": synthesized,
+    "lazy_attribute": lazy_attribute,
+    "missing": missing,
+    "all": len(package.__all__),
+    "public": sorted(vars(package)),
+    "private": sorted(vars(package._private)),
+    "dir_has_all": set(package.__all__) <= set(dir(package)),
+    "fqn_map": our_fqn_map(),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def fast_probe() -> dict[str, Any]:
+    return last_json(run_python(FAST_PROBE))
+
+
+def test_fast_path_imports_only_the_submodules_asked_for(fast_probe: dict[str, Any]) -> None:
+    assert fast_probe["installed"] is True
+    assert fast_probe["before"] == []
+    assert fast_probe["after_imports"] == ["s3_bucket", "vpc"]
+    assert fast_probe["after_synth"] == ["provider", "s3_bucket", "vpc"]
+    assert fast_probe["after_attribute"] == ["provider", "s3_bucket", "sns_topic", "vpc"]
+
+
+def test_fast_path_classes_synthesize(fast_probe: dict[str, Any]) -> None:
+    synthesized = fast_probe["synthesized"]
+    assert synthesized["provider"]["aws"] == [{"region": "eu-west-1"}]
+    assert synthesized["resource"]["aws_vpc"]["network"] == {
+        "cidr_block": "10.1.0.0/16",
+        "enable_dns_hostnames": True,
+    }
+    assert synthesized["resource"]["aws_s3_bucket"]["bucket"] == {"bucket": "roi-probe"}
+
+
+def test_package_attribute_imports_submodule_lazily(fast_probe: dict[str, Any]) -> None:
+    assert fast_probe["lazy_attribute"] == f"{ASSEMBLY}.snsTopic.SnsTopic"
+    assert fast_probe["missing"] == f"module {PACKAGE!r} has no attribute 'no_such_submodule'"
+    assert fast_probe["all"] == PINNED_SUBMODULE_COUNT
+    assert fast_probe["dir_has_all"] is True
+
+
+def test_registered_fqn_map_is_exact_for_every_submodule(fast_probe: dict[str, Any]) -> None:
+    assert fast_probe["fqn_map"] == expected_fqn_map()
+
+
+def test_submodule_fqn_matches_every_jsii_type() -> None:
+    expected = expected_fqn_map()
+    computed = {provider_loader.submodule_fqn(module.rsplit(".", 1)[1]): module for module in expected.values()}
+    assert computed == expected
+
+
+# --- objects handed back from JavaScript -------------------------------------------------------------------
+
+RESOLUTION_PROBE = """
+import cdktf
+from jsii import _reference_map
+assert loader.install()
+import cdktf_cdktf_provider_aws as package
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.vpc import Vpc
+
+app = cdktf.App()
+stack = cdktf.TerraformStack(app, "probe")
+Vpc(stack, "network", cidr_block="10.2.0.0/16")
+S3Bucket(stack, "bucket", bucket="roi-resolution")
+old_classes = {"vpc": Vpc, "s3_bucket": S3Bucket}
+del Vpc, S3Bucket
+
+def forget(submodule):
+    # Undo every trace of the import: module, package attribute, registered types, cached instances.
+    module = f"{loader.PACKAGE}.{submodule}"
+    for name in [name for name in sys.modules if name == module or name.startswith(module + ".")]:
+        del sys.modules[name]
+    for namespace in (package, package._private):
+        vars(namespace).pop(submodule, None)
+    prefix = loader.submodule_fqn(submodule) + "."
+    for table in (_reference_map._types, _reference_map._data_types, _reference_map._enums,
+                  _reference_map._interfaces):
+        for fqn in [fqn for fqn in table if fqn.startswith(prefix)]:
+            del table[fqn]
+    refs = _reference_map._refs._refs
+    for ref in [ref for ref, obj in refs.items() if type(obj).__module__.startswith(module)]:
+        del refs[ref]
+
+def describe(construct_id, submodule):
+    found = stack.node.find_child(construct_id)
+    fresh = sys.modules[f"{loader.PACKAGE}.{submodule}"]
+    cls = type(found)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "is_fresh_class": cls is getattr(fresh, cls.__name__),
+        "is_old_class": cls is old_classes[submodule],
+        "resource_type": found.terraform_resource_type,
+        "path": found.node.path,
+    }
+
+forget("vpc")
+forget("s3_bucket")
+assert loaded() == [], loaded()
+
+ours = our_fqn_map()
+for fqn in ours:
+    del _reference_map._submodule_fqn_map[fqn]
+try:
+    stack.node.find_child("bucket")
+    without_map = "resolved"
+except ValueError as error:
+    without_map = str(error)
+loaded_without_map = loaded()
+_reference_map._submodule_fqn_map.update(ours)
+
+vpc = describe("network", "vpc")
+vpc["cidr_block_input"] = stack.node.find_child("network").cidr_block_input
+bucket = describe("bucket", "s3_bucket")
+bucket["bucket_input"] = stack.node.find_child("bucket").bucket_input
+print(json.dumps({"without_map": without_map, "loaded_without_map": loaded_without_map,
+                  "vpc": vpc, "bucket": bucket, "loaded": loaded()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def resolution_probe() -> dict[str, Any]:
+    return last_json(run_python(RESOLUTION_PROBE))
+
+
+def test_object_from_javascript_resolves_to_class_of_unimported_submodule(
+    resolution_probe: dict[str, Any],
+) -> None:
+    assert resolution_probe["vpc"] == {
+        "class": f"{PACKAGE}.vpc.Vpc",
+        "is_fresh_class": True,
+        "is_old_class": False,
+        "resource_type": "aws_vpc",
+        "path": "probe/network",
+        "cidr_block_input": "10.2.0.0/16",
+    }
+    assert resolution_probe["bucket"]["class"] == f"{PACKAGE}.s3_bucket.S3Bucket"
+    assert resolution_probe["bucket"]["is_fresh_class"] is True
+    assert resolution_probe["bucket"]["bucket_input"] == "roi-resolution"
+    assert resolution_probe["loaded"] == ["s3_bucket", "vpc"]
+
+
+def test_negative_control_without_fqn_map_the_same_object_is_an_unknown_type(
+    resolution_probe: dict[str, Any],
+) -> None:
+    # Proves the scenario above really depends on the map: same process, same object, map emptied.
+    assert resolution_probe["without_map"] == f"Unknown type: {ASSEMBLY}.s3Bucket.S3Bucket"
+    assert resolution_probe["loaded_without_map"] == []
+
+
+# --- install(): cheap, idempotent, guarded ------------------------------------------------------------------
+
+
+def test_install_is_idempotent_and_imports_nothing_heavy() -> None:
+    result = run_python("""
+        first, second = loader.install(), loader.install()
+        finders = [type(f).__name__ for f in sys.meta_path if type(f).__module__ == "provider_loader"]
+        heavy = [name for name in ("jsii", "cdktf", "constructs", loader.PACKAGE) if name in sys.modules]
+        print(json.dumps([first, second, finders, heavy]))
+    """)
+    assert last_json(result) == [True, True, ["_LazyPackageFinder"], []]
+    assert result.stderr == ""
+
+
+def test_install_does_nothing_when_package_already_imported() -> None:
+    result = run_python("""
+        import types
+        sys.modules[loader.PACKAGE] = types.ModuleType(loader.PACKAGE)
+        finders = [f for f in sys.meta_path if type(f).__module__ == "provider_loader"]
+        print(json.dumps([loader.install(), len(finders)]))
+    """)
+    assert last_json(result) == [False, 0]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("value", "fast"), [("1", False), ("true", False), ("0", True), ("", True)])
+def test_eager_env_forces_normal_import_silently(value: str, fast: bool) -> None:
+    result = run_python(
+        """
+        installed = loader.install()
+        spec = importlib.util.find_spec(loader.PACKAGE)
+        print(json.dumps([installed, type(spec.loader).__name__, loader.PACKAGE in sys.modules]))
+        """,
+        **{provider_loader.EAGER_ENV: value},
+    )
+    assert last_json(result) == [fast, "_LazyPackageLoader" if fast else "SourceFileLoader", False]
+    assert result.stderr == ""
+
+
+def test_other_version_warns_once_and_imports_normally(fast_probe: dict[str, Any]) -> None:
+    # The one real eager import of this file (~15 s): every submodule gets imported, as without the loader.
+    result = run_python("""
+        import importlib.metadata
+        real_version = importlib.metadata.version
+        importlib.metadata.version = (
+            lambda name: "21.23.0" if name == loader.DISTRIBUTION else real_version(name)
+        )
+        installed = loader.install()
+        import cdktf_cdktf_provider_aws as package
+        from jsii import _reference_map
+        print(json.dumps({
+            "installed": installed,
+            "loaded": len(loaded()),
+            "loader": type(package.__loader__).__name__,
+            "public": sorted(vars(package)),
+            "private": sorted(vars(package._private)),
+            "fqn_map": len(our_fqn_map()),
+        }))
+    """)
+    normal = last_json(result)
+    assert loader_lines(result.stderr) == [
+        "roi_tf.provider_loader: cdktf-cdktf-provider-aws 21.23.0 is installed, but the fast loader was "
+        "written for 21.22.1; using the normal, slow import of cdktf_cdktf_provider_aws"
+    ]
+    assert normal["installed"] is False
+    assert normal["loaded"] == PINNED_SUBMODULE_COUNT
+    assert normal["loader"] == "SourceFileLoader"
+    assert normal["fqn_map"] == 0
+
+    # The fast package namespace is the normal one, plus the two PEP 562 hooks, minus eager submodules.
+    submodules = set(fast_probe["fqn_map"].values())
+    submodule_names = {module.rsplit(".", 1)[1] for module in submodules}
+    hooks = {"__getattr__", "__dir__"}
+    for half in ("public", "private"):
+        assert set(fast_probe[half]) - hooks - submodule_names == set(normal[half]) - submodule_names
+        assert hooks <= set(fast_probe[half])
+
+
+def test_unexpected_layout_warns_once_and_falls_back(tmp_path: Path) -> None:
+    # A look-alike package earlier on sys.path: the pinned distribution is installed, its layout is not.
+    fake = tmp_path / PACKAGE
+    (fake / "vpc").mkdir(parents=True)
+    (fake / "vpc" / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("import publication\npublication.publish()\nfrom . import vpc\nx = 1\n")
+    result = run_python(
+        "print(json.dumps([loader.install(), loader.PACKAGE in sys.modules]))", PYTHONPATH=str(tmp_path)
+    )
+    assert last_json(result) == [False, False]
+    assert loader_lines(result.stderr) == [
+        "roi_tf.provider_loader: unexpected layout of cdktf-cdktf-provider-aws 21.22.1: "
+        f"{fake / '__init__.py'}:4 is not a `from . import <submodule>` line: 'x = 1'; "
+        "using the normal, slow import of cdktf_cdktf_provider_aws"
+    ]
+
+
+def test_real_layout_is_parsed_completely() -> None:
+    layout = provider_loader.read_layout()
+    source = layout.init_path.read_text(encoding="utf-8")
+    assert len(layout.submodules) == PINNED_SUBMODULE_COUNT
+    assert layout.head.endswith("\npublication.publish()\n")
+    assert "from ._jsii import *\n" in layout.head
+    assert "from . import" not in layout.head
+    # The tail keeps the file's line numbers: one blank line per head line, then the rest of the file.
+    assert source.startswith(layout.head)
+    assert layout.tail == "\n" * layout.head.count("\n") + source[len(layout.head) :]
+
+
+@pytest.mark.parametrize(
+    ("source", "directories", "message"),
+    [
+        ("x = 1\n", {"a"}, "has 0 `publication.publish()` lines"),
+        (
+            "publication.publish()\npublication.publish()\nfrom . import a\n",
+            {"a"},
+            "has 2 `publication.publish()`",
+        ),
+        ("publication.publish()\n# only comments\n\n", {"a"}, "has no `from . import <submodule>` lines"),
+        (
+            "publication.publish()\nfrom . import a\nimport os\n",
+            {"a"},
+            ":3 is not a `from . import <submodule>`",
+        ),
+        (
+            "publication.publish()\nfrom . import a, b\n",
+            {"a", "b"},
+            ":2 is not a `from . import <submodule>`",
+        ),
+        ("publication.publish()\nfrom . import a\nfrom . import a\n", {"a"}, "or duplicates"),
+        (
+            "publication.publish()\nfrom . import a\n",
+            {"a", "b"},
+            "imports 1 submodules but the package has 2",
+        ),
+        ("publication.publish()\nfrom . import a\nfrom . import b\n", {"a"}, "no directory: ['b']"),
+    ],
+)
+def test_parse_init_rejects_unexpected_layouts(source: str, directories: set[str], message: str) -> None:
+    with pytest.raises(provider_loader.LayoutError, match=re.escape(message)):
+        provider_loader.parse_init(Path("pkg/__init__.py"), source, directories)
+
+
+def test_parse_init_accepts_comments_and_blank_lines_after_publish() -> None:
+    source = "import publication\npublication.publish()\n\n# Loading modules\nfrom . import a\nfrom . import b\n"
+    layout = provider_loader.parse_init(Path("pkg/__init__.py"), source, {"a", "b"})
+    assert layout.submodules == ("a", "b")
+    assert layout.head == "import publication\npublication.publish()\n"
+
+
+# --- byte-identical output ----------------------------------------------------------------------------------
+
+
+def run_main(outdir: Path, **env: str) -> set[str]:
+    """``python main.py --outdir DIR``; returns the provider submodules it imported (from -X importtime)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "main.py", "--outdir", str(outdir)],
+        cwd=REPO,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"main.py exit {result.returncode}\n{result.stdout}\n{result.stderr[-5000:]}"
+    imported = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:"):
+            package, _, submodule = line.rsplit("|", 1)[1].strip().partition(".")
+            if package == PACKAGE and submodule and "." not in submodule and not submodule.startswith("_"):
+                imported.add(submodule)
+    return imported
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+
+
+def test_main_output_is_byte_identical_with_and_without_the_loader(tmp_path: Path) -> None:
+    normal_modules = run_main(tmp_path / "normal", **{provider_loader.EAGER_ENV: "1"})
+    fast_modules = run_main(tmp_path / "fast")
+    # Both ways really ran: all submodules the normal way, a few dozen the fast way.
+    assert len(normal_modules) == PINNED_SUBMODULE_COUNT
+    assert 0 < len(fast_modules) < PINNED_SUBMODULE_COUNT // 10, (
+        f"main.py imported {len(fast_modules)} provider submodules: is provider_loader.install() "
+        "called when roi_tf is imported, before anything imports the provider?"
+    )
+
+    normal, fast = tree(tmp_path / "normal"), tree(tmp_path / "fast")
+    stacks = set(json.loads(normal["manifest.json"])["stacks"])
+    assert {"dev", "staging", "prod", "state-dev", "state-staging", "state-prod"} <= stacks
+    assert {f"stacks/{stack}/cdk.tf.json" for stack in stacks} <= set(normal)
+    assert sorted(fast) == sorted(normal)
+    different = [name for name in normal if fast[name] != normal[name]]
+    assert different == []

@@ -1,0 +1,179 @@
+"""Stacks: providers, remote state, sensitive variables, and the state-bootstrap stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import DUMMY_SECRETS, Stack, iter_strings
+from roi_tf.config import ENVIRONMENTS, EnvironmentConfig
+
+
+def test_one_stack_per_environment_plus_its_state_stack(stacks: dict[str, Stack]) -> None:
+    assert sorted(stacks) == sorted([*ENVIRONMENTS, *(f"state-{e}" for e in ENVIRONMENTS)])
+
+
+def test_manifest_lists_every_stack_with_its_directory(synth_outdir) -> None:
+    manifest = json.loads((synth_outdir / "manifest.json").read_text())
+    assert {name: s["workingDirectory"] for name, s in manifest["stacks"].items()} == {
+        name: f"stacks/{name}" for name in [*ENVIRONMENTS, *(f"state-{e}" for e in ENVIRONMENTS)]
+    }
+
+
+def test_providers_default_region_dr_alias_and_global_alias(stack: Stack, config: EnvironmentConfig) -> None:
+    providers = {p.get("alias"): p for p in stack.json["provider"]["aws"]}
+    assert providers[None]["region"] == config.region == "us-east-1"
+    assert providers["dr"]["region"] == config.dr_region == "us-west-2"
+    assert providers["us_east_1"]["region"] == "us-east-1"
+
+
+def test_every_provider_sets_the_default_tags(stack: Stack, config: EnvironmentConfig) -> None:
+    expected = {
+        "Project": "roi-systems",
+        "Environment": config.name,
+        "ManagedBy": "cdktf",
+        "CostCenter": config.tags.cost_center,
+        "Owner": config.tags.owner,
+    }
+    for provider in stack.json["provider"]["aws"]:
+        assert provider["default_tags"] == [{"tags": expected}]
+
+
+def test_s3_backend_uses_the_environment_key_lock_table_and_kms(stack: Stack, config: EnvironmentConfig) -> None:
+    backend = stack.json["terraform"]["backend"]["s3"]
+    assert backend["bucket"] == config.state.bucket
+    assert backend["key"] == f"{config.name}/terraform.tfstate"
+    assert backend["region"] == config.region
+    assert backend["dynamodb_table"] == config.state.lock_table
+    assert backend["encrypt"] is True
+    assert backend["kms_key_id"] == f"alias/roi-systems-{config.name}-tfstate"
+    assert backend.get("use_lockfile", False) is config.state.use_lockfile
+
+
+@pytest.mark.parametrize(("env", "lockfile"), [("dev", True), ("staging", False), ("prod", False)], indirect=["env"])
+def test_s3_native_locking_is_added_by_override_where_config_asks(stack: Stack, lockfile: bool) -> None:
+    assert ("use_lockfile" in stack.json["terraform"]["backend"]["s3"]) is lockfile
+
+
+def test_sensitive_variables_have_no_defaults(stack: Stack) -> None:
+    variables = stack.json["variable"]
+    for name in ("db_password", "jwt_secret"):
+        variable = variables[name]
+        assert variable["sensitive"] is True
+        assert variable["type"] == "string"
+        assert "default" not in variable
+        assert variable["nullable"] is False
+        assert "length(var." in variable["validation"][0]["condition"]
+
+
+def test_no_secret_value_appears_in_any_synthesized_file(synth_outdir) -> None:
+    for path in synth_outdir.rglob("*.json"):
+        text = path.read_text()
+        for value in DUMMY_SECRETS.values():
+            assert value not in text, path
+
+
+def test_backend_names_exactly_what_the_state_stack_creates(stack: Stack, state_stack: Stack) -> None:
+    backend = stack.json["terraform"]["backend"]["s3"]
+    (bucket,) = state_stack.resources("aws_s3_bucket").values()
+    (table,) = state_stack.resources("aws_dynamodb_table").values()
+    assert bucket["bucket"] == backend["bucket"]
+    assert table["name"] == backend["dynamodb_table"]
+    state_stack.one("aws_kms_alias", name=backend["kms_key_id"])
+
+
+def test_state_stack_uses_local_state_outside_cdktf_out(state_stack: Stack, env: str) -> None:
+    backend = state_stack.json["terraform"]["backend"]
+    assert list(backend) == ["local"]
+    assert backend["local"]["path"] == f"../../../bootstrap-state/state-{env}.tfstate"
+
+
+def _bucket_ref(state_stack: Stack, attribute: str = "id") -> str:
+    (name,) = state_stack.resources("aws_s3_bucket")
+    return Stack.ref("aws_s3_bucket", name, attribute)
+
+
+def test_state_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(state_stack: Stack) -> None:
+    bucket = _bucket_ref(state_stack)
+    (key_name,) = state_stack.resources("aws_kms_key")
+    key = state_stack.resources("aws_kms_key")[key_name]
+    assert key["enable_key_rotation"] is True
+
+    _, versioning = state_stack.one("aws_s3_bucket_versioning", bucket=bucket)
+    assert versioning["versioning_configuration"]["status"] == "Enabled"
+    _, sse = state_stack.one("aws_s3_bucket_server_side_encryption_configuration", bucket=bucket)
+    (rule,) = sse["rule"]
+    assert rule["apply_server_side_encryption_by_default"] == {
+        "sse_algorithm": "aws:kms",
+        "kms_master_key_id": Stack.ref("aws_kms_key", key_name, "arn"),
+    }
+    assert rule["bucket_key_enabled"] is True
+    _, pab = state_stack.one("aws_s3_bucket_public_access_block", bucket=bucket)
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert pab[flag] is True, flag
+    _, ownership = state_stack.one("aws_s3_bucket_ownership_controls", bucket=bucket)
+    assert ownership["rule"]["object_ownership"] == "BucketOwnerEnforced"
+
+
+def test_state_bucket_policy_denies_every_request_without_tls(state_stack: Stack) -> None:
+    _, policy = state_stack.one("aws_s3_bucket_policy", bucket=_bucket_ref(state_stack))
+    document = state_stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]
+    (statement,) = document["statement"]
+    assert statement["effect"] == "Deny"
+    assert statement["actions"] == ["s3:*"]
+    arn = _bucket_ref(state_stack, "arn")
+    assert statement["resources"] == [arn, f"{arn}/*"]
+    assert statement["principals"] == [{"type": "*", "identifiers": ["*"]}]
+    assert statement["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+
+
+def test_state_resources_are_protected_from_destroy(state_stack: Stack) -> None:
+    for rtype in ("aws_s3_bucket", "aws_dynamodb_table", "aws_kms_key"):
+        for name, body in state_stack.resources(rtype).items():
+            assert body["lifecycle"]["prevent_destroy"] is True, (rtype, name)
+    (bucket,) = state_stack.resources("aws_s3_bucket").values()
+    assert bucket["force_destroy"] is False
+
+
+def test_lock_table_is_pay_per_request_recoverable_encrypted_and_deletion_protected(
+    state_stack: Stack,
+) -> None:
+    (table,) = state_stack.resources("aws_dynamodb_table").values()
+    assert table["hash_key"] == "LockID"
+    assert table["attribute"] == [{"name": "LockID", "type": "S"}]
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["point_in_time_recovery"] == {"enabled": True}
+    (key_name,) = state_stack.resources("aws_kms_key")
+    assert table["server_side_encryption"] == {
+        "enabled": True,
+        "kms_key_arn": Stack.ref("aws_kms_key", key_name, "arn"),
+    }
+    assert table["deletion_protection_enabled"] is True
+
+
+def test_every_kms_key_rotates_and_has_its_own_policy(stacks: dict[str, Stack]) -> None:
+    keys = [(s.name, n, k) for s in stacks.values() for n, k in s.resources("aws_kms_key").items()]
+    assert keys
+    for stack_name, name, key in keys:
+        assert key["enable_key_rotation"] is True, (stack_name, name)
+        policy = json.loads(key["policy"])
+        principals = [s.get("Principal") for s in policy["Statement"]]
+        assert "*" not in principals and {"AWS": "*"} not in principals, (stack_name, name)
+
+
+def test_no_iam_policy_grants_a_wildcard_action(stacks: dict[str, Stack]) -> None:
+    for stack in stacks.values():
+        for name, document in stack.data("aws_iam_policy_document").items():
+            for statement in document["statement"]:
+                if statement.get("effect", "Allow") == "Allow":
+                    assert "*" not in statement["actions"], (stack.name, name)
+                    assert "*" not in statement.get("resources", []), (stack.name, name)
+
+
+def test_no_resource_hardcodes_an_account_id(stacks: dict[str, Stack]) -> None:
+    import re
+
+    for stack in stacks.values():
+        for value in iter_strings(stack.json.get("resource", {})):
+            assert not re.search(r"\b\d{12}\b", value), (stack.name, value)
