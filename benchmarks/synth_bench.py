@@ -70,7 +70,6 @@ class Samples:
     wall: list[float] = field(default_factory=list)
     peak: list[int] = field(default_factory=list)
     hwm_sum: list[int] = field(default_factory=list)
-    processes: list[int] = field(default_factory=list)
 
 
 def peak_rss(pid: int) -> int:
@@ -141,31 +140,29 @@ def same_output(left: Path, right: Path) -> bool:
 
 def machine() -> str:
     try:
-        node = subprocess.run(
-            ["node", "--version"], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         node = "node ?"
-    versions = ", ".join(
-        f"{dist} {metadata.version(dist)}" for dist in ("cdktf", "cdktf-cdktf-provider-aws", "jsii")
-    )
+    versions = ", ".join(f"{dist} {metadata.version(dist)}" for dist in ("cdktf", "cdktf-cdktf-provider-aws", "jsii"))
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, Node {node}; {versions}"
     )
 
 
-def ratio_table(results: dict[str, Samples], labels: dict[str, str], markdown: bool, runs: int) -> str:
+def table(results: dict[str, Samples], markdown: bool) -> str:
     bare_wall = statistics.median(results["bare"].wall)
     bare_peak = statistics.median(results["bare"].peak)
-    header = ["", "wall (s)", "x bare", "peak RSS, tree (MB)", "x bare", "sum of process peaks (MB)"]
+    header = ["", "wall (s)", "min-max (s)", "x bare", "peak RSS, tree (MB)", "x bare", "sum of process peaks (MB)"]
     rows = []
-    for name, samples in results.items():
+    for scenario in SCENARIOS:
+        samples = results[scenario.name]
         wall, peak = statistics.median(samples.wall), statistics.median(samples.peak)
         rows.append(
             [
-                labels[name],
+                scenario.label,
                 f"{wall:.2f}",
+                f"{min(samples.wall):.2f}-{max(samples.wall):.2f}",
                 f"{wall / bare_wall:.2f}",
                 f"{peak / MB:.0f}",
                 f"{peak / bare_peak:.2f}",
@@ -173,10 +170,8 @@ def ratio_table(results: dict[str, Samples], labels: dict[str, str], markdown: b
             ]
         )
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 5) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines.append(f"\nMedians of {runs} runs, each a whole process (python and its node child).")
-        return "\n".join(lines)
+        lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
@@ -194,9 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
 
-    print(f"# {machine()}", file=sys.stderr)
+    measured_on = machine()
+    print(f"# {measured_on}", file=sys.stderr)
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"# warning: load average {load:.2f} before starting; other work skews the figures", file=sys.stderr)
     results: dict[str, Samples] = {}
-    labels: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
         for round_number in range(args.warmup + args.runs):
             warm = round_number < args.warmup
@@ -214,14 +212,14 @@ def main(argv: list[str] | None = None) -> int:
                     samples.wall.append(wall)
                     samples.peak.append(peak)
                     samples.hwm_sum.append(hwm_sum)
-                    samples.processes.append(count)
-                    labels[scenario.name] = scenario.label
         last = args.warmup + args.runs - 1
         identical = same_output(Path(tmp) / f"normal-{last}", Path(tmp) / f"fast-{last}")
 
     bare = statistics.median(results["bare"].wall)
     ratios = {name: statistics.median(samples.wall) / bare for name, samples in results.items()}
-    print(ratio_table(results, labels, args.markdown, args.runs))
+    print(table(results, args.markdown))
+    print()
+    print(f"Medians of {args.runs} runs, each a whole process (python and its node child), on {measured_on}.")
     print()
     print(f"fast/bare   = {ratios['fast']:.2f}  (wall time, medians)")
     print(f"normal/bare = {ratios['normal']:.2f}")

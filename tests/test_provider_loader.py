@@ -199,15 +199,15 @@ import cdktf
 from jsii import _reference_map
 assert loader.install()
 import cdktf_cdktf_provider_aws as package
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket, S3BucketTimeouts
 from cdktf_cdktf_provider_aws.vpc import Vpc
 
 app = cdktf.App()
 stack = cdktf.TerraformStack(app, "probe")
 Vpc(stack, "network", cidr_block="10.2.0.0/16")
-S3Bucket(stack, "bucket", bucket="roi-resolution")
-old_classes = {"vpc": Vpc, "s3_bucket": S3Bucket}
-del Vpc, S3Bucket
+bucket = S3Bucket(stack, "bucket", bucket="roi-resolution", timeouts=S3BucketTimeouts(create="7m"))
+old_classes = {Vpc, S3Bucket, S3BucketTimeouts}
+del Vpc, S3Bucket, S3BucketTimeouts
 
 def forget(submodule):
     # Undo every trace of the import: module, package attribute, registered types, cached instances.
@@ -225,39 +225,49 @@ def forget(submodule):
     for ref in [ref for ref, obj in refs.items() if type(obj).__module__.startswith(module)]:
         del refs[ref]
 
-def describe(construct_id, submodule):
-    found = stack.node.find_child(construct_id)
-    fresh = sys.modules[f"{loader.PACKAGE}.{submodule}"]
-    cls = type(found)
+def describe(obj):
+    cls = type(obj)
+    fresh = sys.modules.get(cls.__module__)
     return {
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "is_fresh_class": cls is getattr(fresh, cls.__name__),
-        "is_old_class": cls is old_classes[submodule],
-        "resource_type": found.terraform_resource_type,
-        "path": found.node.path,
+        "is_fresh_class": fresh is not None and cls is getattr(fresh, cls.__name__, None),
+        "is_old_class": cls in old_classes,
     }
+
+def attempt(fetch):
+    try:
+        return {"ok": describe(fetch())}
+    except ValueError as error:
+        return {"error": str(error)}
 
 forget("vpc")
 forget("s3_bucket")
 assert loaded() == [], loaded()
 
+# Negative control: the same objects, with the loader's entries removed from the FQN map.
 ours = our_fqn_map()
 for fqn in ours:
     del _reference_map._submodule_fqn_map[fqn]
-try:
-    stack.node.find_child("bucket")
-    without_map = "resolved"
-except ValueError as error:
-    without_map = str(error)
-loaded_without_map = loaded()
+without_map = {
+    "class": attempt(lambda: stack.node.find_child("network")),
+    "struct": attempt(lambda: bucket.timeouts_input),
+    "loaded": loaded(),
+}
 _reference_map._submodule_fqn_map.update(ours)
 
-vpc = describe("network", "vpc")
-vpc["cidr_block_input"] = stack.node.find_child("network").cidr_block_input
-bucket = describe("bucket", "s3_bucket")
-bucket["bucket_input"] = stack.node.find_child("bucket").bucket_input
-print(json.dumps({"without_map": without_map, "loaded_without_map": loaded_without_map,
-                  "vpc": vpc, "bucket": bucket, "loaded": loaded()}))
+network = stack.node.find_child("network")  # class of a submodule not imported: vpc
+timeouts = bucket.timeouts_input  # struct of a submodule not imported: s3_bucket
+with_map = {
+    "class": describe(network) | {
+        "resource_type": network.terraform_resource_type,
+        "path": network.node.path,
+        "cidr_block_input": network.cidr_block_input,
+    },
+    "struct": describe(timeouts) | {"create": timeouts.create},
+    "bucket": describe(stack.node.find_child("bucket")),
+    "loaded": loaded(),
+}
+print(json.dumps({"without_map": without_map, "with_map": with_map}))
 """
 
 
@@ -266,29 +276,31 @@ def resolution_probe() -> dict[str, Any]:
     return last_json(run_python(RESOLUTION_PROBE))
 
 
-def test_object_from_javascript_resolves_to_class_of_unimported_submodule(
+def test_objects_from_javascript_resolve_to_classes_of_unimported_submodules(
     resolution_probe: dict[str, Any],
 ) -> None:
-    assert resolution_probe["vpc"] == {
+    fresh = {"is_fresh_class": True, "is_old_class": False}
+    with_map = resolution_probe["with_map"]
+    assert with_map["class"] == fresh | {
         "class": f"{PACKAGE}.vpc.Vpc",
-        "is_fresh_class": True,
-        "is_old_class": False,
         "resource_type": "aws_vpc",
         "path": "probe/network",
         "cidr_block_input": "10.2.0.0/16",
     }
-    assert resolution_probe["bucket"]["class"] == f"{PACKAGE}.s3_bucket.S3Bucket"
-    assert resolution_probe["bucket"]["is_fresh_class"] is True
-    assert resolution_probe["bucket"]["bucket_input"] == "roi-resolution"
-    assert resolution_probe["loaded"] == ["s3_bucket", "vpc"]
+    assert with_map["struct"] == fresh | {"class": f"{PACKAGE}.s3_bucket.S3BucketTimeouts", "create": "7m"}
+    assert with_map["bucket"] == fresh | {"class": f"{PACKAGE}.s3_bucket.S3Bucket"}
+    assert with_map["loaded"] == ["s3_bucket", "vpc"]
 
 
-def test_negative_control_without_fqn_map_the_same_object_is_an_unknown_type(
+def test_negative_control_without_the_fqn_map_the_same_objects_are_unknown_types(
     resolution_probe: dict[str, Any],
 ) -> None:
-    # Proves the scenario above really depends on the map: same process, same object, map emptied.
-    assert resolution_probe["without_map"] == f"Unknown type: {ASSEMBLY}.s3Bucket.S3Bucket"
-    assert resolution_probe["loaded_without_map"] == []
+    # Proves the scenario above depends on the map: same process, same objects, map entries removed.
+    assert resolution_probe["without_map"] == {
+        "class": {"error": f"Unknown type: {ASSEMBLY}.vpc.Vpc"},
+        "struct": {"error": f"Unknown interface: {ASSEMBLY}.s3Bucket.S3BucketTimeouts"},
+        "loaded": [],
+    }
 
 
 # --- install(): cheap, idempotent, guarded ------------------------------------------------------------------

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Usage: scripts/destroy.sh <env> [--auto-approve] [--allow-production]
+# Destroys <env>'s resources (never its state-<env> backend, which is prevent_destroy). prod is refused
+# unless --allow-production is given, and prod always asks the operator to type its name.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+env_name=""
+auto_approve=false
+allow_production=false
+for arg in "$@"; do
+  case "$arg" in
+    --auto-approve) auto_approve=true ;;
+    --allow-production) allow_production=true ;;
+    -h | --help) usage; exit 0 ;;
+    -*) die "unknown option '$arg'" ;;
+    *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
+  esac
+done
+require_env "$env_name"
+if [[ "$env_name" == "prod" ]]; then
+  $allow_production || die "refusing to destroy prod: pass --allow-production (deletion protection still applies)"
+  auto_approve=false # production is never destroyed unattended
+fi
+require_secrets
+require_terraform
+synth
+
+tf "$env_name" init -input=false
+$auto_approve || confirm "$env_name" destroy
+tf "$env_name" destroy -input=false -auto-approve
+info "$env_name destroyed (its state bucket and lock table remain)"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Shared by init.sh, deploy.sh and destroy.sh: environment checks, synth, and terraform per stack.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+readonly ENVIRONMENTS=(dev staging prod)
+readonly MIN_TERRAFORM_VERSION="1.10.0" # S3-native lock files (use_lockfile) need 1.10
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+OUTDIR="${CDKTF_OUTDIR:-$ROOT/cdktf.out}"
+TERRAFORM="${TERRAFORM:-terraform}"
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+info() {
+  echo "==> $*" >&2
+}
+
+# require_env NAME: NAME must be one of the configured environments.
+require_env() {
+  local name="${1:-}" e
+  [[ -n "$name" ]] || die "missing environment: expected one of ${ENVIRONMENTS[*]}"
+  for e in "${ENVIRONMENTS[@]}"; do
+    [[ "$name" == "$e" ]] && return 0
+  done
+  die "unknown environment '$name': expected one of ${ENVIRONMENTS[*]}"
+}
+
+version_at_least() { # version_at_least HAVE WANT
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
+}
+
+require_terraform() {
+  command -v "$TERRAFORM" >/dev/null 2>&1 || die "terraform not found on PATH (need >= $MIN_TERRAFORM_VERSION)"
+  local have
+  have="$("$TERRAFORM" version -json | sed -n 's/.*"terraform_version": *"\([^"]*\)".*/\1/p' | head -n1)"
+  [[ -n "$have" ]] || die "could not read the terraform version"
+  version_at_least "$have" "$MIN_TERRAFORM_VERSION" || die "terraform $have is too old (need >= $MIN_TERRAFORM_VERSION)"
+}
+
+require_secrets() {
+  local var
+  for var in TF_VAR_db_password TF_VAR_jwt_secret; do
+    [[ -n "${!var:-}" ]] || die "$var is not set (export it; see README: never put secrets in files)"
+  done
+}
+
+# synth: validate the configuration and synthesize every stack (cdktf.out/ is replaced atomically).
+synth() {
+  if [[ ! -x "$ROOT/.venv/bin/python" ]]; then
+    info "setting up .venv (first run)"
+    make -C "$ROOT" venv >&2
+  fi
+  info "synthesizing into $OUTDIR"
+  "$ROOT/.venv/bin/python" "$ROOT/main.py" --outdir "$OUTDIR" >&2
+}
+
+# tf STACK ARGS...: run terraform in cdktf.out/stacks/STACK.
+tf() {
+  local stack="$1"
+  shift
+  local dir="$OUTDIR/stacks/$stack"
+  [[ -f "$dir/cdk.tf.json" ]] || die "stack '$stack' was not synthesized ($dir/cdk.tf.json missing)"
+  "$TERRAFORM" -chdir="$dir" "$@"
+}
+
+# confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).
+confirm() {
+  local env="$1" action="$2" answer
+  [[ -t 0 ]] || die "refusing to $action $env without a terminal: pass --auto-approve"
+  read -r -p "Type '$env' to $action the $env environment: " answer
+  [[ "$answer" == "$env" ]] || die "not confirmed; nothing was changed"
+}
