@@ -77,7 +77,7 @@ class Layout:
 
     init_path: Path
     head: str  # the source up to and including ``publication.publish()``
-    tail: str  # the eager imports, blanked out above so line numbers match the file
+    tail: str  # the eager imports, after one blank line per head line so line numbers match the file
     submodules: tuple[str, ...]
 
 
@@ -171,7 +171,7 @@ class _LazyPackageLoader(importlib.machinery.SourceFileLoader):
         def __dir__() -> list[str]:  # noqa: N807 - PEP 562 module hook
             return sorted(set(vars(public)) | submodules)
 
-        for namespace in (vars(public), vars(module)):  # the real package binds them in both
+        for namespace in (vars(public), vars(module)):  # the normal import binds submodules in both
             namespace["__getattr__"] = __getattr__
             namespace["__dir__"] = __dir__
 
@@ -214,7 +214,7 @@ def _decide() -> bool:
         return False
     try:
         layout = read_layout()
-    except (LayoutError, OSError, SyntaxError) as error:
+    except (LayoutError, ImportError, OSError, SyntaxError, ValueError) as error:
         _warn(f"unexpected layout of {DISTRIBUTION} {found}: {error}")
         return False
     sys.meta_path.insert(0, _LazyPackageFinder(layout))
@@ -224,7 +224,7 @@ def _decide() -> bool:
 def install() -> bool:
     """Make ``import cdktf_cdktf_provider_aws`` lazy; True if the fast path is active.
 
-    Idempotent: the first call decides, later calls return the same answer. Cheap (a few ms: it
+    Idempotent: the first call decides, later calls return the same answer. Cheap (about 10 ms: it
     reads ``__init__.py`` but imports neither jsii nor the provider; the assembly is loaded when the
     package is first imported). Returns False, changing nothing, when ``$ROI_TF_EAGER_PROVIDER_IMPORT``
     is set, when the package was already imported the normal way, or, after one warning line on

@@ -83,6 +83,11 @@ def _aws_provider(scope: Construct, config: EnvironmentConfig, region: str, alia
     )
 
 
+def _identity(scope: Construct) -> tuple[str, str]:
+    """Account ID and partition of the credentials Terraform runs with (never hard-coded)."""
+    return DataAwsCallerIdentity(scope, "current").account_id, DataAwsPartition(scope, "partition").partition
+
+
 class EnvironmentStack(TerraformStack):
     """One environment (``dev``, ``staging`` or ``prod``) on its own S3 remote state."""
 
@@ -126,8 +131,7 @@ class EnvironmentStack(TerraformStack):
             for name, description in SENSITIVE_VARIABLES.items()
         }
 
-        account_id = DataAwsCallerIdentity(self, "current").account_id
-        partition = DataAwsPartition(self, "partition").partition
+        account_id, partition = _identity(self)
         logs_prefix = log_group_prefix(env)
         logs_key = KmsKey(
             self,
@@ -210,8 +214,7 @@ class StateBackendStack(TerraformStack):
         LocalBackend(self, path=f"../../../bootstrap-state/{state_stack_name(env)}.tfstate")
         _aws_provider(self, config, config.region)
 
-        account_id = DataAwsCallerIdentity(self, "current").account_id
-        partition = DataAwsPartition(self, "partition").partition
+        account_id, partition = _identity(self)
         key = KmsKey(
             self,
             "state_key",

@@ -381,6 +381,41 @@ def test_other_version_warns_once_and_imports_normally(fast_probe: dict[str, Any
         assert hooks <= set(fast_probe[half])
 
 
+def test_jsii_without_resolution_hook_completes_the_normal_import() -> None:
+    # Checked when the package is imported: the rest of __init__.py then runs as in a normal import.
+    # The tail is cut to two of its imports to keep this cheap; the full eager import is tested above.
+    result = run_python("""
+        import dataclasses
+        import cdktf
+        from jsii import _reference_map
+        assert loader.install()
+        (finder,) = [f for f in sys.meta_path if isinstance(f, loader._LazyPackageFinder)]
+        padding = "\\n" * finder.layout.head.count("\\n")
+        tail = padding + "# eager imports\\nfrom . import vpc\\n\\nfrom . import s3_bucket\\n"
+        finder.layout = dataclasses.replace(finder.layout, tail=tail)
+        del _reference_map._submodule_fqn_map  # as in a jsii from before on-demand resolution
+        import cdktf_cdktf_provider_aws as package
+        from cdktf_cdktf_provider_aws.vpc import Vpc
+        private = vars(package._private)
+        print(json.dumps({
+            "loaded": loaded(),
+            "hooks": sorted({"__getattr__", "__dir__"} & (set(vars(package)) | set(private))),
+            "bound": [name for name in ("vpc", "s3_bucket") if name in vars(package) and name in private],
+            "vpc": Vpc.__jsii_type__,
+        }))
+    """)
+    assert last_json(result) == {
+        "loaded": ["s3_bucket", "vpc"],
+        "hooks": [],
+        "bound": ["vpc", "s3_bucket"],
+        "vpc": f"{ASSEMBLY}.vpc.Vpc",
+    }
+    assert loader_lines(result.stderr) == [
+        "roi_tf.provider_loader: this jsii has no on-demand type resolution hook "
+        "(jsii._reference_map._submodule_fqn_map); using the normal, slow import of cdktf_cdktf_provider_aws"
+    ]
+
+
 def test_unexpected_layout_warns_once_and_falls_back(tmp_path: Path) -> None:
     # A look-alike package earlier on sys.path: the pinned distribution is installed, its layout is not.
     fake = tmp_path / PACKAGE
