@@ -213,14 +213,14 @@ def test_interface_endpoints_follow_config(stack: Stack, config: EnvironmentConf
         assert sorted(endpoint["subnet_ids"]) == private
     if interface:
         (sg_name, _) = stack.one("aws_security_group", name=f"roi-systems-{config.name}-vpc-endpoints")
-        (rule,) = stack.resources("aws_vpc_security_group_ingress_rule").values()
-        assert rule["security_group_id"] == Stack.ref("aws_security_group", sg_name)
+        sg_ref = Stack.ref("aws_security_group", sg_name)
+        (_, rule) = stack.one("aws_vpc_security_group_ingress_rule", security_group_id=sg_ref)
         assert (rule["from_port"], rule["to_port"], rule["cidr_ipv4"]) == (
             443,
             443,
             str(config.networking.vpc_cidr),
         )
-        assert not stack.resources("aws_vpc_security_group_egress_rule")
+        assert not stack.find("aws_vpc_security_group_egress_rule", security_group_id=sg_ref)
 
 
 @pytest.mark.parametrize(
