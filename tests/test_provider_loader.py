@@ -8,6 +8,8 @@ byte-identical test runs ``main.py`` as users do.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import re
@@ -81,11 +83,12 @@ def loader_lines(stderr: str) -> list[str]:
 
 
 def package_dir() -> Path:
-    spec = provider_loader.importlib.util.find_spec(PACKAGE)
+    spec = importlib.util.find_spec(PACKAGE)
     assert spec is not None and spec.origin is not None
     return Path(spec.origin).parent
 
 
+@functools.cache
 def expected_fqn_map() -> dict[str, str]:
     """Submodule namespace -> Python module, read from the ``jsii_type="..."`` strings of every submodule."""
     jsii_type = re.compile(rb'jsii_type="([^"]*)"')
