@@ -61,8 +61,13 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run PRELUDE + code in a fresh interpreter from the repository root; it must exit 0."""
+    return run_checked([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], **env)
+
+
+def run_checked(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """Run argv from the repository root with the test environment; it must exit 0."""
     result = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        argv,
         cwd=REPO,
         env=child_env(**env),
         capture_output=True,
@@ -70,7 +75,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=SUBPROCESS_TIMEOUT,
         check=False,
     )
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-5000:]}"
     return result
 
 
@@ -494,16 +499,7 @@ def test_parse_init_accepts_comments_and_blank_lines_after_publish() -> None:
 
 def run_main(outdir: Path, **env: str) -> set[str]:
     """``python main.py --outdir DIR``; returns the provider submodules it imported (from -X importtime)."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "main.py", "--outdir", str(outdir)],
-        cwd=REPO,
-        env=child_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, f"main.py exit {result.returncode}\n{result.stdout}\n{result.stderr[-5000:]}"
+    result = run_checked([sys.executable, "-X", "importtime", "main.py", "--outdir", str(outdir)], **env)
     imported = set()
     for line in result.stderr.splitlines():
         if line.startswith("import time:"):
