@@ -29,6 +29,8 @@ ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
 # Environments held to the production rules below (design document: "Production: Multi-AZ, HA").
 PRODUCTION_ENVIRONMENTS = frozenset({"prod"})
 PRODUCTION_MIN_BACKUP_RETENTION_DAYS = 30
+# The only environments whose buckets terraform may empty on destroy (storage.force_destroy).
+DISPOSABLE_ENVIRONMENTS = frozenset({"dev"})
 
 DEFAULT_ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 SUBNET_TIERS: tuple[str, ...] = ("public", "private", "isolated")
@@ -126,6 +128,7 @@ class DatabaseConfig:
     allocated_storage_gb: int = 20
     max_allocated_storage_gb: int = 100
     cross_region_backups: bool = False  # default: backups stay in the primary region
+    master_username: str = "roi_admin"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +137,43 @@ class CacheConfig:
     shards: int
     replicas_per_shard: int
     snapshot_retention_days: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    kms_deletion_window_days: int = 30  # default: the longest window, to recover from a mistaken deletion
+    secret_recovery_window_days: int = 30
+    enable_password_policy: bool = True  # default: this stack manages the account's password policy
+    enable_security_hub: bool = True
+    security_hub_standards: tuple[str, ...] = (
+        "aws-foundational-security-best-practices",
+        "cis-aws-foundations-benchmark",
+    )
+    enable_guardduty: bool = True
+    operators_require_mfa: bool = True
+    operators_max_session_hours: int = 1
+    cloudtrail_log_retention_days: int = 365
+    waf_rate_limit: int = 2000  # requests per client IP in 5 minutes
+    waf_log_retention_days: int = 90
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketConfig:
+    description: str
+    archive_after_days: int | None = None  # default: current objects are never archived to Glacier
+    replicate: bool = False  # default: no copy in the DR region
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    buckets: Mapping[str, BucketConfig]
+    force_destroy: bool = False  # default: terraform refuses to destroy a bucket that holds objects
+    intelligent_tiering: bool = True
+    noncurrent_glacier_days: int = 30
+    noncurrent_expiration_days: int = 365
+    abort_incomplete_multipart_days: int = 7
+    access_log_expiration_days: int = 365
+    replication_time_control: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +191,8 @@ class EnvironmentConfig:
     compute: ComputeConfig
     database: DatabaseConfig
     cache: CacheConfig
+    security: SecurityConfig
+    storage: StorageConfig
     description: str = ""
     allowed_account_ids: tuple[str, ...] = ()  # default: any account
 
@@ -256,8 +298,10 @@ class _Loader:
         compute = self._compute(self.section(data, "compute"))
         database = DatabaseConfig(**self.section(data, "database"))
         cache = CacheConfig(**self.section(data, "cache"))
+        security = self._security(self.section(data, "security"))
+        storage = self._storage(expected_name, self.section(data, "storage"))
         self._check_database(database)
-        self._check_production(expected_name, networking, database)
+        self._check_production(expected_name, networking, database, security, storage)
         if self.problems or networking is None or compute is None:
             return None
 
@@ -275,6 +319,8 @@ class _Loader:
             compute=compute,
             database=database,
             cache=cache,
+            security=security,
+            storage=storage,
         )
 
     def _networking(self, raw: dict[str, Any]) -> NetworkingConfig | None:
@@ -349,6 +395,31 @@ class _Loader:
                 )
         return ComputeConfig(**{**raw, "autoscaling": scaling})
 
+    @staticmethod
+    def _security(raw: dict[str, Any]) -> SecurityConfig:
+        return SecurityConfig(**{**raw, "security_hub_standards": tuple(raw["security_hub_standards"])})
+
+    def _storage(self, name: str, raw: dict[str, Any]) -> StorageConfig:
+        bucket_schema = self.schema["properties"]["storage"]["properties"]["buckets"]["additionalProperties"]
+        buckets = {
+            bucket: BucketConfig(**{**_schema_defaults(bucket_schema), **spec})
+            for bucket, spec in raw["buckets"].items()
+        }
+        storage = StorageConfig(**{**raw, "buckets": MappingProxyType(buckets)})
+        if storage.noncurrent_expiration_days <= storage.noncurrent_glacier_days:
+            self.problem(
+                "$.storage.noncurrent_expiration_days",
+                f"{storage.noncurrent_expiration_days} must be greater than noncurrent_glacier_days "
+                f"{storage.noncurrent_glacier_days} (S3 rejects an expiration before the transition)",
+            )
+        if storage.force_destroy and name not in DISPOSABLE_ENVIRONMENTS:
+            self.problem(
+                "$.storage.force_destroy",
+                f"must be false in {name}: only {', '.join(sorted(DISPOSABLE_ENVIRONMENTS))} may empty buckets "
+                "on destroy",
+            )
+        return storage
+
     def _check_database(self, db: DatabaseConfig) -> None:
         if db.max_allocated_storage_gb < db.allocated_storage_gb:
             self.problem(
@@ -356,9 +427,26 @@ class _Loader:
                 f"{db.max_allocated_storage_gb} is less than allocated_storage_gb {db.allocated_storage_gb}",
             )
 
-    def _check_production(self, name: str, net: NetworkingConfig | None, db: DatabaseConfig) -> None:
+    def _check_production(
+        self,
+        name: str,
+        net: NetworkingConfig | None,
+        db: DatabaseConfig,
+        security: SecurityConfig,
+        storage: StorageConfig,
+    ) -> None:
         if name not in PRODUCTION_ENVIRONMENTS:
             return
+        if not security.operators_require_mfa:
+            self.problem(
+                "$.security.operators_require_mfa",
+                f"must be true in {name}: MFA is required for production access",
+            )
+        if not storage.buckets["documents"].replicate:
+            self.problem(
+                "$.storage.buckets.documents.replicate",
+                f"must be true in {name}: documents are replicated to the DR region",
+            )
         if not db.multi_az:
             self.problem("$.database.multi_az", f"must be true in {name}: production databases are Multi-AZ")
         if not db.deletion_protection:

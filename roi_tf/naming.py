@@ -47,3 +47,12 @@ def log_group_prefix(env: str) -> str:
 def kms_alias(env: str, purpose: str) -> str:
     """``alias/roi-systems-<env>-<purpose>``: the aliases other stacks and the backend refer to."""
     return f"alias/{resource_name(env, purpose, kind='kms_alias')}"
+
+
+def waf_log_group_name(env: str, scope: str) -> str:
+    """WAF only logs to log groups whose names start with ``aws-waf-logs-``."""
+    return f"aws-waf-logs-{PROJECT}-{env}-{scope.lower()}"
+
+
+def trail_name(env: str) -> str:
+    return prefix(env)

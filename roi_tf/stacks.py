@@ -7,6 +7,7 @@ own slice of the configuration.
 from __future__ import annotations
 
 from cdktf import (
+    Fn,
     LocalBackend,
     S3Backend,
     TerraformOutput,
@@ -48,10 +49,19 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 )
 from constructs import Construct
 
-from roi_tf.config import EnvironmentConfig
+from roi_tf.config import PROJECT, EnvironmentConfig
 from roi_tf.modules.networking import Networking, NetworkingProps
-from roi_tf.modules.security import KmsKey, KmsKeyProps, Statement, deny_insecure_transport, policy_document
-from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name
+from roi_tf.modules.security import (
+    EncryptionKeys,
+    EncryptionKeysProps,
+    KmsKey,
+    KmsKeyProps,
+    Secret,
+    SecretProps,
+    deny_insecure_transport,
+    policy_document,
+)
+from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name, trail_name, waf_log_group_name
 
 # CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
 GLOBAL_REGION = "us-east-1"
@@ -133,36 +143,31 @@ class EnvironmentStack(TerraformStack):
 
         account_id, partition = _identity(self)
         logs_prefix = log_group_prefix(env)
-        logs_key = KmsKey(
+        self.keys = EncryptionKeys(
             self,
-            "logs_key",
-            props=KmsKeyProps(
-                alias=kms_alias(env, "logs"),
-                description=f"roi-systems {env}: CloudWatch Logs",
+            "keys",
+            props=EncryptionKeysProps(
+                env=env,
+                region=config.region,
+                dr_region=config.dr_region,
+                global_region=GLOBAL_REGION,
                 account_id=account_id,
                 partition=partition,
-                service_statements=[
-                    Statement(
-                        sid="CloudWatchLogsUse",
-                        actions=[
-                            "kms:Encrypt*",
-                            "kms:Decrypt*",
-                            "kms:ReEncrypt*",
-                            "kms:GenerateDataKey*",
-                            "kms:Describe*",
-                        ],
-                        resources=[KmsKey.KEY_SELF],
-                        principals={"Service": [f"logs.{config.region}.amazonaws.com"]},
-                        # Only for log groups of this environment, in this account and region.
-                        conditions={
-                            ("ArnLike", "kms:EncryptionContext:aws:logs:arn"): [
-                                f"arn:{partition}:logs:{config.region}:{account_id}:log-group:{logs_prefix}/*"
-                            ]
-                        },
-                    )
+                deletion_window_days=config.security.kms_deletion_window_days,
+                log_group_patterns=[
+                    f"{logs_prefix}/*",
+                    # Log groups AWS services name themselves (created here first, to be encrypted).
+                    f"/aws/rds/instance/{prefix(env)}-*",
+                    f"/aws/rds/proxy/{prefix(env)}-*",
+                    f"{waf_log_group_name(env, '')}*",
                 ],
+                global_log_group_patterns=[f"{waf_log_group_name(env, '')}*"],
+                trail_arn=f"arn:{partition}:cloudtrail:{config.region}:{account_id}:trail/{trail_name(env)}",
             ),
+            dr_provider=self.dr_provider,
+            global_provider=self.global_provider,
         )
+        self.secrets = self._secrets(config)
 
         net = config.networking
         self.networking = Networking(
@@ -178,7 +183,7 @@ class EnvironmentStack(TerraformStack):
                 flow_log_group_name=f"{logs_prefix}/vpc-flow-logs",
                 flow_log_retention_days=net.flow_log_retention_days,
                 flow_log_aggregation_seconds=net.flow_log_aggregation_seconds,
-                flow_log_kms_key_arn=logs_key.arn,
+                flow_log_kms_key_arn=self.keys.logs.arn,
                 flow_log_role_name=resource_name(env, "vpc-flow-logs", kind="iam_role"),
                 interface_endpoints=net.interface_endpoints,
                 account_id=account_id,
@@ -186,6 +191,39 @@ class EnvironmentStack(TerraformStack):
             ),
         )
         self._outputs()
+
+    def _secrets(self, config: EnvironmentConfig) -> dict[str, Secret]:
+        """The application's secrets, their values straight from the sensitive variables."""
+        env = config.name
+        db_password = self.variables["db_password"].string_value
+        values = {
+            # RDS Proxy reads the credentials as JSON with "username" and "password".
+            "db_credentials": (
+                f"{PROJECT}/{env}/database/master",
+                "PostgreSQL master credentials (RDS Proxy and migrations)",
+                Fn.jsonencode({"username": config.database.master_username, "password": db_password}),
+            ),
+            "jwt_secret": (
+                f"{PROJECT}/{env}/api/jwt-secret",
+                "Secret that signs the API's JSON Web Tokens",
+                self.variables["jwt_secret"].string_value,
+            ),
+        }
+        return {
+            key: Secret(
+                self,
+                f"{key}_secret",
+                props=SecretProps(
+                    name=name,
+                    description=description,
+                    value=value,
+                    region=config.region,
+                    recovery_window_days=config.security.secret_recovery_window_days,
+                ),
+                key=self.keys.data,
+            )
+            for key, (name, description, value) in values.items()
+        }
 
     def _outputs(self) -> None:
         out = self.networking.outputs

@@ -47,6 +47,12 @@ class Stack:
         assert len(found) == 1, f"{self.name}: expected one {rtype} matching {props}, found {len(found)}"
         return found[0]
 
+    def kms_key(self, alias: str) -> tuple[str, dict[str, Any]]:
+        """The KMS key behind an alias (``alias/roi-systems-<env>-<purpose>``)."""
+        _, found = self.one("aws_kms_alias", name=alias)
+        name = found["target_key_id"].split(".")[1]
+        return name, self.resources("aws_kms_key")[name]
+
     def count(self, rtype: str) -> int:
         return len(self.resources(rtype))
 

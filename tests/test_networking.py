@@ -155,7 +155,7 @@ def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(stack: Stack,
     group_name, group = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/vpc-flow-logs")
     assert flow["log_destination"] == Stack.ref("aws_cloudwatch_log_group", group_name, "arn")
     assert group["retention_in_days"] == config.networking.flow_log_retention_days
-    key_name, key = stack.one("aws_kms_key", description=f"roi-systems {config.name}: CloudWatch Logs")
+    key_name, key = stack.kms_key(f"alias/roi-systems-{config.name}-logs")
     assert group["kms_key_id"] == Stack.ref("aws_kms_key", key_name, "arn")
     assert key["enable_key_rotation"] is True
 
@@ -179,12 +179,23 @@ def test_flow_log_role_is_least_privilege(stack: Stack) -> None:
 def test_logs_key_policy_grants_cloudwatch_logs_only_for_this_environment(stack: Stack, config: EnvironmentConfig):
     import json
 
-    _, key = stack.one("aws_kms_key", description=f"roi-systems {config.name}: CloudWatch Logs")
+    _, key = stack.kms_key(f"alias/roi-systems-{config.name}-logs")
     statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
     logs = statements["CloudWatchLogsUse"]
     assert logs["Principal"] == {"Service": f"logs.{config.region}.amazonaws.com"}
-    (arn_pattern,) = logs["Condition"]["ArnLike"].values()
-    assert arn_pattern.endswith(f":log-group:/roi-systems/{config.name}/*")
+    (arn_patterns,) = logs["Condition"]["ArnLike"].values()
+    prefix = f"arn:${{data.aws_partition.partition.partition}}:logs:{config.region}:"
+    assert all(pattern.startswith(prefix) for pattern in arn_patterns)
+    groups = sorted(pattern.split(":log-group:")[1] for pattern in arn_patterns)
+    # Only this environment's groups: its own prefix, the RDS groups of its instances, its WAF logs.
+    assert groups == sorted(
+        [
+            f"/roi-systems/{config.name}/*",
+            f"/aws/rds/instance/roi-systems-{config.name}-*",
+            f"/aws/rds/proxy/roi-systems-{config.name}-*",
+            f"aws-waf-logs-roi-systems-{config.name}-*",
+        ]
+    )
     assert statements["AccountRootAdministers"]["Principal"]["AWS"].endswith(":root")
 
 

@@ -34,6 +34,7 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
@@ -81,6 +82,8 @@ class NetworkOutputs:
     nat_public_ips: list[str]
     private_route_table_ids: list[str]
     interface_endpoint_security_group_id: str | None
+    # The application's tasks; database and cache admit only this group (and the RDS proxy).
+    application_security_group_id: str
 
 
 class Networking(Construct):
@@ -209,6 +212,7 @@ class Networking(Construct):
             tags={"Name": f"{name}-elasticache"},
         )
 
+        app_sg = self._application_security_group()
         self.outputs = NetworkOutputs(
             vpc_id=vpc_id,
             vpc_cidr_block=self.vpc.cidr_block,
@@ -221,6 +225,7 @@ class Networking(Construct):
             nat_public_ips=[e.public_ip for e in self.nat_eips],
             private_route_table_ids=[rt.id for rt in self.private_route_tables],
             interface_endpoint_security_group_id=endpoint_sg.id if endpoint_sg else None,
+            application_security_group_id=app_sg.id,
         )
 
     def _subnets(self, tier: str, cidrs: Sequence[object]) -> list[Subnet]:
@@ -358,6 +363,29 @@ class Networking(Construct):
             max_aggregation_interval=p.flow_log_aggregation_seconds,
             tags={"Name": f"{p.name}-vpc-flow-logs"},
         )
+
+    def _application_security_group(self) -> SecurityGroup:
+        """The application's tasks: HTTPS out (AWS APIs, registries); the modules they use add the rest."""
+        p = self._props
+        sg = SecurityGroup(
+            self,
+            "application_security_group",
+            name=f"{p.name}-app",
+            description=f"{p.name} application tasks",
+            vpc_id=self.vpc.id,
+            tags={"Name": f"{p.name}-app"},
+        )
+        VpcSecurityGroupEgressRule(
+            self,
+            "application_https_out",
+            security_group_id=sg.id,
+            description="HTTPS to AWS APIs and registries (NAT gateway or VPC endpoints)",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4=ANYWHERE,
+        )
+        return sg
 
     def _interface_endpoints(self) -> SecurityGroup:
         """PrivateLink endpoints in the private subnets, reachable on 443 from inside the VPC only."""

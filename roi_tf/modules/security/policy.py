@@ -1,4 +1,4 @@
-"""Security building blocks: least-privilege policy documents and customer-managed KMS keys."""
+"""Least-privilege policy documents: typed statements rendered as JSON or ``aws_iam_policy_document``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
     DataAwsIamPolicyDocumentStatementCondition,
     DataAwsIamPolicyDocumentStatementPrincipals,
 )
-from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
-from cdktf_cdktf_provider_aws.kms_key import KmsKey as _KmsKey
 from constructs import Construct
 
 
@@ -30,10 +28,23 @@ class Statement:
     principals: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # (test, variable) -> values, e.g. {("Bool", "aws:SecureTransport"): ["false"]}.
     conditions: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    # Why an Allow may name Resource "*": only where AWS offers nothing narrower (default: it may not).
+    any_resource_reason: str = ""
 
     def __post_init__(self) -> None:
+        if self.effect not in ("Allow", "Deny"):
+            raise ValueError(f"statement {self.sid}: effect must be Allow or Deny, not {self.effect!r}")
+        if not self.actions:
+            raise ValueError(f"statement {self.sid}: needs at least one action")
+        if not self.resources and not self.principals:
+            # Only a trust policy (which has principals) names no resource: the role is the resource.
+            raise ValueError(f"statement {self.sid}: an identity-policy statement needs at least one resource")
         if self.effect == "Allow" and "*" in self.actions:
             raise ValueError(f"statement {self.sid}: Allow with Action '*' is never least privilege")
+        if self.effect == "Allow" and "*" in self.resources and not self.any_resource_reason:
+            raise ValueError(
+                f"statement {self.sid}: Allow on Resource '*' needs any_resource_reason (why nothing narrower exists)"
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The statement in IAM's JSON grammar (for resource policies kept as JSON)."""
@@ -41,7 +52,8 @@ class Statement:
         if self.principals:
             statement["Principal"] = {kind: _one_or_many(ids) for kind, ids in self.principals.items()}
         statement["Action"] = _one_or_many(self.actions)
-        statement["Resource"] = _one_or_many(self.resources)
+        if self.resources:
+            statement["Resource"] = _one_or_many(self.resources)
         if self.conditions:
             by_test: dict[str, dict[str, Any]] = {}
             for (test, variable), values in self.conditions.items():
@@ -96,54 +108,3 @@ def deny_insecure_transport(bucket_arn: str) -> Statement:
         principals={"*": ["*"]},
         conditions={("Bool", "aws:SecureTransport"): ["false"]},
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class KmsKeyProps:
-    """Inputs of a customer-managed KMS key."""
-
-    alias: str  # "alias/roi-systems-<env>-<purpose>"
-    description: str
-    account_id: str
-    partition: str = "aws"
-    deletion_window_days: int = 30  # default: the longest window, to recover from mistakes
-    # Service principal grants, each with its own conditions (never unconditional).
-    service_statements: Sequence[Statement] = ()
-
-
-class KmsKey(Construct):
-    """A symmetric customer-managed key with rotation, an alias, and a key policy we own."""
-
-    # Key policies must name the key itself as "*": the policy is attached to exactly one key.
-    KEY_SELF = "*"
-
-    def __init__(self, scope: Construct, id: str, *, props: KmsKeyProps) -> None:
-        super().__init__(scope, id)
-        root = f"arn:{props.partition}:iam::{props.account_id}:root"
-        # The account root administers the key, so IAM policies can delegate and the key
-        # can never become unmanageable (AWS's default key policy).
-        statements = [
-            Statement(
-                sid="AccountRootAdministers",
-                actions=["kms:*"],
-                resources=[self.KEY_SELF],
-                principals={"AWS": [root]},
-            ),
-            *props.service_statements,
-        ]
-        # A key policy is a resource policy whose Resource "*" means "this key"; it is kept as JSON
-        # rather than an aws_iam_policy_document, whose checks are written for identity policies.
-        self.key = _KmsKey(
-            self,
-            "key",
-            description=props.description,
-            enable_key_rotation=True,
-            deletion_window_in_days=props.deletion_window_days,
-            key_usage="ENCRYPT_DECRYPT",
-            customer_master_key_spec="SYMMETRIC_DEFAULT",
-            policy=policy_json(statements),
-        )
-        KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)
-        self.alias = props.alias
-        self.arn = self.key.arn
-        self.key_id = self.key.key_id
