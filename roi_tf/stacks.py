@@ -24,32 +24,16 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTableServerSideEncryption,
 )
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
-    S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
-    S3BucketOwnershipControls,
-    S3BucketOwnershipControlsRule,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
-    S3BucketServerSideEncryptionConfigurationA,
-    S3BucketServerSideEncryptionConfigurationRuleA,
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
-    S3BucketVersioningA,
-    S3BucketVersioningVersioningConfiguration,
-)
 from constructs import Construct
 
 from roi_tf.config import PROJECT, EnvironmentConfig
+from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 from roi_tf.modules.networking import Networking, NetworkingProps
 from roi_tf.modules.security import (
     EncryptionKeys,
@@ -58,9 +42,8 @@ from roi_tf.modules.security import (
     KmsKeyProps,
     Secret,
     SecretProps,
-    deny_insecure_transport,
-    policy_document,
 )
+from roi_tf.modules.storage import BucketSpec, Storage, StorageProps
 from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name, trail_name, waf_log_group_name
 
 # CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
@@ -143,6 +126,8 @@ class EnvironmentStack(TerraformStack):
 
         account_id, partition = _identity(self)
         logs_prefix = log_group_prefix(env)
+        # Known before the trail exists: the logs key and bucket policies name it.
+        self.trail_arn = f"arn:{partition}:cloudtrail:{config.region}:{account_id}:trail/{trail_name(env)}"
         self.keys = EncryptionKeys(
             self,
             "keys",
@@ -162,7 +147,7 @@ class EnvironmentStack(TerraformStack):
                     f"{waf_log_group_name(env, '')}*",
                 ],
                 global_log_group_patterns=[f"{waf_log_group_name(env, '')}*"],
-                trail_arn=f"arn:{partition}:cloudtrail:{config.region}:{account_id}:trail/{trail_name(env)}",
+                trail_arn=self.trail_arn,
             ),
             dr_provider=self.dr_provider,
             global_provider=self.global_provider,
@@ -190,7 +175,43 @@ class EnvironmentStack(TerraformStack):
                 partition=partition,
             ),
         )
+        self.storage = self._storage(config, account_id, partition)
         self._outputs()
+
+    def _storage(self, config: EnvironmentConfig, account_id: str, partition: str) -> Storage:
+        s = config.storage
+        return Storage(
+            self,
+            "storage",
+            props=StorageProps(
+                name_prefix=prefix(config.name),
+                region=config.region,
+                dr_region=config.dr_region,
+                global_region=GLOBAL_REGION,
+                account_id=account_id,
+                partition=partition,
+                buckets=[
+                    BucketSpec(
+                        name=name,
+                        description=bucket.description,
+                        archive_after_days=bucket.archive_after_days,
+                        replicate=bucket.replicate,
+                    )
+                    for name, bucket in s.buckets.items()
+                ],
+                force_destroy=s.force_destroy,
+                intelligent_tiering=s.intelligent_tiering,
+                noncurrent_glacier_days=s.noncurrent_glacier_days,
+                noncurrent_expiration_days=s.noncurrent_expiration_days,
+                abort_incomplete_multipart_days=s.abort_incomplete_multipart_days,
+                access_log_expiration_days=s.access_log_expiration_days,
+                replication_time_control=s.replication_time_control,
+                trail_arn=self.trail_arn,
+            ),
+            key=self.keys.storage,
+            dr_key=self.keys.dr_storage,
+            dr_provider=self.dr_provider,
+        )
 
     def _secrets(self, config: EnvironmentConfig) -> dict[str, Secret]:
         """The application's secrets, their values straight from the sensitive variables."""
@@ -266,70 +287,31 @@ class StateBackendStack(TerraformStack):
         )
         key.key.add_override("lifecycle.prevent_destroy", True)
 
-        bucket = S3Bucket(self, "bucket", bucket=state.bucket, force_destroy=False)
-        bucket.add_override("lifecycle.prevent_destroy", True)
-        S3BucketVersioningA(
+        # No access logging: the logs bucket lives in <env>, which cannot exist before its state does.
+        bucket = SecureBucket(
             self,
-            "bucket_versioning",
-            bucket=bucket.id,
-            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+            "state_bucket",
+            props=SecureBucketProps(
+                name=state.bucket,
+                kms_key_arn=key.arn,
+                lifecycle_rules=[
+                    S3BucketLifecycleConfigurationRule(
+                        id="expire-old-state-versions",
+                        status="Enabled",
+                        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                        noncurrent_version_expiration=[
+                            S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                                noncurrent_days=STATE_NONCURRENT_VERSION_DAYS
+                            )
+                        ],
+                        abort_incomplete_multipart_upload=[
+                            S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
+                        ],
+                    )
+                ],
+            ),
         )
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "bucket_encryption",
-            bucket=bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=(
-                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                            sse_algorithm="aws:kms", kms_master_key_id=key.arn
-                        )
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-        )
-        S3BucketPublicAccessBlock(
-            self,
-            "bucket_public_access_block",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        )
-        S3BucketOwnershipControls(
-            self,
-            "bucket_ownership",
-            bucket=bucket.id,
-            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
-        )
-        S3BucketPolicy(
-            self,
-            "bucket_policy",
-            bucket=bucket.id,
-            policy=policy_document(self, "bucket_policy_document", [deny_insecure_transport(bucket.arn)]).json,
-        )
-        S3BucketLifecycleConfiguration(
-            self,
-            "bucket_lifecycle",
-            bucket=bucket.id,
-            rule=[
-                S3BucketLifecycleConfigurationRule(
-                    id="expire-old-state-versions",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    noncurrent_version_expiration=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=STATE_NONCURRENT_VERSION_DAYS
-                        )
-                    ],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
-                    ],
-                )
-            ],
-        )
+        bucket.bucket.add_override("lifecycle.prevent_destroy", True)
 
         table = DynamodbTable(
             self,
@@ -344,6 +326,6 @@ class StateBackendStack(TerraformStack):
         )
         table.add_override("lifecycle.prevent_destroy", True)
 
-        TerraformOutput(self, "bucket_name", value=bucket.bucket, description="S3 bucket of <env>'s state")
+        TerraformOutput(self, "bucket_name", value=bucket.name, description="S3 bucket of <env>'s state")
         TerraformOutput(self, "lock_table_name", value=table.name, description="DynamoDB lock table of <env>'s state")
         TerraformOutput(self, "kms_key_arn", value=key.arn, description="KMS key encrypting the state")

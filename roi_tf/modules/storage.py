@@ -1,0 +1,440 @@
+"""The storage module: S3 buckets for logs, assets, documents, ... with lifecycle and cross-region replication."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cdktf import TerraformProvider
+from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition,
+    S3BucketLifecycleConfigurationRuleTransition,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_replication_configuration import (
+    S3BucketReplicationConfigurationA,
+    S3BucketReplicationConfigurationRule,
+    S3BucketReplicationConfigurationRuleDeleteMarkerReplication,
+    S3BucketReplicationConfigurationRuleDestination,
+    S3BucketReplicationConfigurationRuleDestinationEncryptionConfiguration,
+    S3BucketReplicationConfigurationRuleDestinationMetrics,
+    S3BucketReplicationConfigurationRuleDestinationMetricsEventThreshold,
+    S3BucketReplicationConfigurationRuleDestinationReplicationTime,
+    S3BucketReplicationConfigurationRuleDestinationReplicationTimeTime,
+    S3BucketReplicationConfigurationRuleFilter,
+    S3BucketReplicationConfigurationRuleSourceSelectionCriteria,
+    S3BucketReplicationConfigurationRuleSourceSelectionCriteriaSseKmsEncryptedObjects,
+)
+from constructs import Construct
+
+from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
+from roi_tf.modules.security import KmsKey, Statement, policy_document
+
+# Where each kind of log lands in the logs bucket (the services are configured with these prefixes).
+S3_ACCESS_LOG_PREFIX = "s3/"
+ALB_LOG_PREFIX = "alb"
+CLOUDFRONT_LOG_PREFIX = "cloudfront"
+CLOUDTRAIL_LOG_PREFIX = "cloudtrail"
+# Replication Time Control: AWS's SLA is 15 minutes; it is the only value S3 accepts.
+REPLICATION_TIME_MINUTES = 15
+# Why the log buckets use SSE-S3 rather than SSE-KMS: AWS does not support KMS there.
+LOG_BUCKET_SSE_S3_REASON = (
+    "ALB access logs and S3 server access logs can only be delivered to buckets whose default encryption "
+    "is SSE-S3; CloudTrail still encrypts its own files with the logs KMS key"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketSpec:
+    """One application bucket, named ``<name_prefix>-<name>-<account id>``."""
+
+    name: str
+    description: str
+    archive_after_days: int | None = None  # default: current objects stay in Intelligent-Tiering
+    replicate: bool = False  # default: no copy in the DR region
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageProps:
+    """Inputs of the storage module (mirrors terraform-aws-modules/s3-bucket, secure by default)."""
+
+    name_prefix: str  # "roi-systems-<env>"
+    region: str
+    dr_region: str
+    account_id: str
+    partition: str = "aws"
+    global_region: str = "us-east-1"  # where CloudFront delivers its standard logs from
+    buckets: Sequence[BucketSpec]
+    force_destroy: bool = False  # default: terraform refuses to delete buckets that hold objects
+    intelligent_tiering: bool = True  # default: current objects move to S3 Intelligent-Tiering at once
+    noncurrent_glacier_days: int = 30
+    noncurrent_expiration_days: int = 365
+    abort_incomplete_multipart_days: int = 7
+    access_log_expiration_days: int = 365
+    replication_time_control: bool = False  # default: replication without the 15-minute SLA
+    # The CloudTrail trail (ARN) that may write to the logs bucket.
+    trail_arn: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageOutputs:
+    """Bucket names and ARNs, and the log-bucket prefixes other modules configure their services with."""
+
+    bucket_names: dict[str, str]
+    bucket_arns: dict[str, str]
+    replica_bucket_arns: dict[str, str]
+    logs_bucket_name: str
+    logs_bucket_arn: str
+    alb_log_prefix: str
+    cloudfront_log_prefix: str
+    cloudtrail_log_prefix: str
+
+
+class Storage(Construct):
+    """Application buckets (SSE-KMS), a logs bucket per region, and replicas in the DR region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: StorageProps,
+        key: KmsKey,
+        dr_key: KmsKey,
+        dr_provider: TerraformProvider,
+    ) -> None:
+        super().__init__(scope, id)
+        self._props = props
+        p = props
+        self.logs = self._logs_bucket("logs", f"{p.name_prefix}-logs-{p.account_id}", self._log_delivery_statements)
+        self.dr_logs = self._logs_bucket(
+            "dr_logs", f"{p.name_prefix}-logs-{p.dr_region}-{p.account_id}", lambda arn: [], provider=dr_provider
+        )
+
+        self.buckets: dict[str, SecureBucket] = {}
+        self.replicas: dict[str, SecureBucket] = {}
+        for spec in p.buckets:
+            construct_id = spec.name.replace("-", "_")
+            bucket = self._bucket(construct_id, f"{p.name_prefix}-{spec.name}-{p.account_id}", spec, key, self.logs)
+            self.buckets[spec.name] = bucket
+            if spec.replicate:
+                replica = self._bucket(
+                    f"{construct_id}_replica",
+                    f"{p.name_prefix}-{spec.name}-replica-{p.account_id}",
+                    spec,
+                    dr_key,
+                    self.dr_logs,
+                    provider=dr_provider,
+                )
+                self.replicas[spec.name] = replica
+                self._replicate(construct_id, bucket, replica, key, dr_key)
+
+        self.outputs = StorageOutputs(
+            bucket_names={name: b.name for name, b in self.buckets.items()},
+            bucket_arns={name: b.arn for name, b in self.buckets.items()},
+            replica_bucket_arns={name: b.arn for name, b in self.replicas.items()},
+            logs_bucket_name=self.logs.name,
+            logs_bucket_arn=self.logs.arn,
+            alb_log_prefix=ALB_LOG_PREFIX,
+            cloudfront_log_prefix=CLOUDFRONT_LOG_PREFIX,
+            cloudtrail_log_prefix=CLOUDTRAIL_LOG_PREFIX,
+        )
+
+    # --- buckets -------------------------------------------------------------------------------
+
+    def _bucket(
+        self,
+        id: str,
+        name: str,
+        spec: BucketSpec,
+        key: KmsKey,
+        log_bucket: SecureBucket,
+        provider: TerraformProvider | None = None,
+    ) -> SecureBucket:
+        p = self._props
+        current = []
+        if p.intelligent_tiering:
+            current.append(S3BucketLifecycleConfigurationRuleTransition(days=0, storage_class="INTELLIGENT_TIERING"))
+        if spec.archive_after_days is not None:
+            current.append(
+                S3BucketLifecycleConfigurationRuleTransition(days=spec.archive_after_days, storage_class="GLACIER")
+            )
+        rules = [self._noncurrent_rule(), self._abort_multipart_rule()]
+        if current:
+            rules.insert(0, _rule("current-objects", transition=current))
+        return SecureBucket(
+            self,
+            id,
+            props=SecureBucketProps(
+                name=name,
+                kms_key_arn=key.arn,
+                force_destroy=p.force_destroy,
+                access_log_bucket=log_bucket.name,
+                access_log_prefix=f"{S3_ACCESS_LOG_PREFIX}{name}/",
+                lifecycle_rules=rules,
+            ),
+            provider=provider,
+        )
+
+    def _logs_bucket(self, id: str, name: str, statements, provider: TerraformProvider | None = None) -> SecureBucket:
+        p = self._props
+        bucket_arn = f"arn:{p.partition}:s3:::{name}"
+        return SecureBucket(
+            self,
+            id,
+            props=SecureBucketProps(
+                name=name,
+                kms_key_arn=None,
+                sse_s3_reason=LOG_BUCKET_SSE_S3_REASON,
+                force_destroy=p.force_destroy,
+                lifecycle_rules=[
+                    _rule(
+                        "expire-logs",
+                        expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=p.access_log_expiration_days)],
+                    ),
+                    self._noncurrent_rule(),
+                    self._abort_multipart_rule(),
+                ],
+                policy_statements=[self._server_access_log_statement(bucket_arn), *statements(bucket_arn)],
+            ),
+            provider=provider,
+        )
+
+    def _noncurrent_rule(self) -> S3BucketLifecycleConfigurationRule:
+        p = self._props
+        return _rule(
+            "noncurrent-versions",
+            noncurrent_version_transition=[
+                S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
+                    noncurrent_days=p.noncurrent_glacier_days, storage_class="GLACIER"
+                )
+            ],
+            noncurrent_version_expiration=[
+                S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                    noncurrent_days=p.noncurrent_expiration_days
+                )
+            ],
+        )
+
+    def _abort_multipart_rule(self) -> S3BucketLifecycleConfigurationRule:
+        return _rule(
+            "abort-incomplete-multipart-uploads",
+            abort_incomplete_multipart_upload=[
+                S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                    days_after_initiation=self._props.abort_incomplete_multipart_days
+                )
+            ],
+            # Delete markers left with no version behind them only slow down listings.
+            expiration=[S3BucketLifecycleConfigurationRuleExpiration(expired_object_delete_marker=True)],
+        )
+
+    # --- log delivery policies -----------------------------------------------------------------
+
+    def _server_access_log_statement(self, bucket_arn: str) -> Statement:
+        p = self._props
+        return Statement(
+            sid="S3ServerAccessLogs",
+            actions=["s3:PutObject"],
+            resources=[f"{bucket_arn}/{S3_ACCESS_LOG_PREFIX}*"],
+            principals={"Service": ["logging.s3.amazonaws.com"]},
+            # Only for this environment's buckets, in this account.
+            conditions={
+                ("StringEquals", "aws:SourceAccount"): [p.account_id],
+                ("ArnLike", "aws:SourceArn"): [f"arn:{p.partition}:s3:::{p.name_prefix}-*"],
+            },
+        )
+
+    def _log_delivery_statements(self, bucket_arn: str) -> list[Statement]:
+        """What ALB, CloudFront and CloudTrail need to write here (each under its own prefix)."""
+        p = self._props
+        elb_account = DataAwsElbServiceAccount(self, "elb_service_account")
+
+        def under(prefix: str) -> str:
+            return f"{bucket_arn}/{prefix}/AWSLogs/{p.account_id}/*"
+
+        owner_full_control = {("StringEquals", "s3:x-amz-acl"): ["bucket-owner-full-control"]}
+        return [
+            # Regions opened before August 2022 deliver as the regional ELB account, newer ones as the service.
+            Statement(
+                sid="AlbAccessLogsElbAccount",
+                actions=["s3:PutObject"],
+                resources=[under(ALB_LOG_PREFIX)],
+                principals={"AWS": [elb_account.arn]},
+            ),
+            Statement(
+                sid="AlbAccessLogsDeliveryService",
+                actions=["s3:PutObject"],
+                resources=[under(ALB_LOG_PREFIX)],
+                principals={"Service": ["logdelivery.elasticloadbalancing.amazonaws.com"]},
+                conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
+            ),
+            # CloudFront standard logging (v2) delivers through CloudWatch Logs' delivery service;
+            # the legacy, ACL-based logging cannot write to a bucket that has ACLs disabled.
+            Statement(
+                sid="CloudFrontStandardLogs",
+                actions=["s3:PutObject"],
+                resources=[under(CLOUDFRONT_LOG_PREFIX)],
+                principals={"Service": ["delivery.logs.amazonaws.com"]},
+                conditions={
+                    **owner_full_control,
+                    ("StringEquals", "aws:SourceAccount"): [p.account_id],
+                    ("ArnLike", "aws:SourceArn"): [
+                        f"arn:{p.partition}:logs:{p.global_region}:{p.account_id}:delivery-source:*"
+                    ],
+                },
+            ),
+            Statement(
+                sid="CloudTrailAclCheck",
+                actions=["s3:GetBucketAcl"],
+                resources=[bucket_arn],
+                principals={"Service": ["cloudtrail.amazonaws.com"]},
+                conditions={("StringEquals", "aws:SourceArn"): [p.trail_arn]},
+            ),
+            Statement(
+                sid="CloudTrailWrite",
+                actions=["s3:PutObject"],
+                resources=[under(CLOUDTRAIL_LOG_PREFIX)],
+                principals={"Service": ["cloudtrail.amazonaws.com"]},
+                conditions={**owner_full_control, ("StringEquals", "aws:SourceArn"): [p.trail_arn]},
+            ),
+        ]
+
+    # --- replication ---------------------------------------------------------------------------
+
+    def _replicate(
+        self, id: str, source: SecureBucket, replica: SecureBucket, key: KmsKey, dr_key: KmsKey
+    ) -> S3BucketReplicationConfigurationA:
+        p = self._props
+        trust = policy_document(
+            self,
+            f"{id}_replication_trust",
+            [
+                Statement(
+                    sid="S3AssumesForReplication",
+                    actions=["sts:AssumeRole"],
+                    resources=[],
+                    principals={"Service": ["s3.amazonaws.com"]},
+                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
+                )
+            ],
+        )
+        role = IamRole(
+            self,
+            f"{id}_replication_role",
+            name=f"{p.name_prefix}-{id.replace('_', '-')}-replication",
+            description=f"S3 replicates {source.name} to {p.dr_region}",
+            assume_role_policy=trust.json,
+        )
+        permissions = policy_document(
+            self,
+            f"{id}_replication_permissions",
+            [
+                Statement(
+                    sid="ReadReplicationConfiguration",
+                    actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                    resources=[source.arn],
+                ),
+                Statement(
+                    sid="ReadSourceVersions",
+                    actions=[
+                        "s3:GetObjectVersionForReplication",
+                        "s3:GetObjectVersionAcl",
+                        "s3:GetObjectVersionTagging",
+                    ],
+                    resources=[f"{source.arn}/*"],
+                ),
+                Statement(
+                    sid="WriteReplica",
+                    actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                    resources=[f"{replica.arn}/*"],
+                ),
+                Statement(
+                    sid="DecryptSource",
+                    actions=["kms:Decrypt"],
+                    resources=[key.arn],
+                    conditions={
+                        ("StringEquals", "kms:ViaService"): [f"s3.{p.region}.amazonaws.com"],
+                        ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{source.arn}/*"],
+                    },
+                ),
+                Statement(
+                    sid="EncryptReplica",
+                    actions=["kms:Encrypt", "kms:GenerateDataKey"],
+                    resources=[dr_key.arn],
+                    conditions={
+                        ("StringEquals", "kms:ViaService"): [f"s3.{p.dr_region}.amazonaws.com"],
+                        ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{replica.arn}/*"],
+                    },
+                ),
+            ],
+        )
+        IamRolePolicy(self, f"{id}_replication_policy", name="replicate", role=role.name, policy=permissions.json)
+
+        timing = {}
+        if p.replication_time_control:
+            minutes = REPLICATION_TIME_MINUTES
+            timing = {
+                "replication_time": S3BucketReplicationConfigurationRuleDestinationReplicationTime(
+                    status="Enabled",
+                    time=S3BucketReplicationConfigurationRuleDestinationReplicationTimeTime(minutes=minutes),
+                ),
+                # RTC requires replication metrics.
+                "metrics": S3BucketReplicationConfigurationRuleDestinationMetrics(
+                    status="Enabled",
+                    event_threshold=S3BucketReplicationConfigurationRuleDestinationMetricsEventThreshold(
+                        minutes=minutes
+                    ),
+                ),
+            }
+        return S3BucketReplicationConfigurationA(
+            self,
+            f"{id}_replication",
+            bucket=source.id,
+            role=role.arn,
+            rule=[
+                S3BucketReplicationConfigurationRule(
+                    id=f"to-{p.dr_region}",
+                    status="Enabled",
+                    filter=S3BucketReplicationConfigurationRuleFilter(prefix=""),
+                    delete_marker_replication=S3BucketReplicationConfigurationRuleDeleteMarkerReplication(
+                        status="Enabled"
+                    ),
+                    source_selection_criteria=S3BucketReplicationConfigurationRuleSourceSelectionCriteria(
+                        sse_kms_encrypted_objects=(
+                            S3BucketReplicationConfigurationRuleSourceSelectionCriteriaSseKmsEncryptedObjects(
+                                status="Enabled"
+                            )
+                        )
+                    ),
+                    destination=S3BucketReplicationConfigurationRuleDestination(
+                        bucket=replica.arn,
+                        storage_class="STANDARD",
+                        encryption_configuration=(
+                            S3BucketReplicationConfigurationRuleDestinationEncryptionConfiguration(
+                                replica_kms_key_id=dr_key.arn
+                            )
+                        ),
+                        **timing,
+                    ),
+                )
+            ],
+            # S3 refuses a replication configuration until both buckets are versioned.
+            depends_on=[source.versioning, replica.versioning],
+        )
+
+
+def _rule(id: str, **actions: object) -> S3BucketLifecycleConfigurationRule:
+    """An enabled lifecycle rule for the whole bucket."""
+    return S3BucketLifecycleConfigurationRule(
+        id=id,
+        status="Enabled",
+        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+        **actions,  # type: ignore[arg-type]
+    )
