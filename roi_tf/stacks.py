@@ -36,12 +36,19 @@ from roi_tf.config import PROJECT, EnvironmentConfig
 from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 from roi_tf.modules.networking import Networking, NetworkingProps
 from roi_tf.modules.security import (
+    Audit,
+    AuditProps,
     EncryptionKeys,
     EncryptionKeysProps,
     KmsKey,
     KmsKeyProps,
+    Operators,
+    OperatorsProps,
+    PasswordPolicy,
     Secret,
     SecretProps,
+    WebAcl,
+    WebAclProps,
 )
 from roi_tf.modules.storage import BucketSpec, Storage, StorageProps
 from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name, trail_name, waf_log_group_name
@@ -176,7 +183,67 @@ class EnvironmentStack(TerraformStack):
             ),
         )
         self.storage = self._storage(config, account_id, partition)
+        self._security(config, account_id, partition)
         self._outputs()
+
+    def _security(self, config: EnvironmentConfig, account_id: str, partition: str) -> None:
+        """Audit trail, threat detection, the operators role, the password policy and the web ACLs."""
+        env, sec = config.name, config.security
+        critical = [self.storage.outputs.bucket_arns[name] for name, b in config.storage.buckets.items() if b.replicate]
+        self.audit = Audit(
+            self,
+            "audit",
+            props=AuditProps(
+                trail_name=trail_name(env),
+                region=config.region,
+                account_id=account_id,
+                partition=partition,
+                log_group_name=f"{log_group_prefix(env)}/cloudtrail",
+                log_retention_days=sec.cloudtrail_log_retention_days,
+                logs_bucket_name=self.storage.outputs.logs_bucket_name,
+                logs_bucket_prefix=self.storage.outputs.cloudtrail_log_prefix,
+                data_event_bucket_arns=critical,
+                role_name=resource_name(env, "cloudtrail-logs", kind="iam_role"),
+                enable_security_hub=sec.enable_security_hub,
+                security_hub_standards=sec.security_hub_standards,
+                enable_guardduty=sec.enable_guardduty,
+            ),
+            logs_key=self.keys.logs,
+            logs_bucket_policy=self.storage.logs.policy,
+        )
+        self.operators = Operators(
+            self,
+            "operators",
+            props=OperatorsProps(
+                name=resource_name(env, "operators", kind="iam_role"),
+                name_prefix=prefix(env),
+                log_group_prefix=log_group_prefix(env),
+                region=config.region,
+                account_id=account_id,
+                partition=partition,
+                require_mfa=sec.operators_require_mfa,
+                max_session_hours=sec.operators_max_session_hours,
+            ),
+        )
+        if sec.enable_password_policy:
+            PasswordPolicy(self, "password_policy")
+        # REGIONAL for the load balancers (compute module), CLOUDFRONT for the distribution (cdn module).
+        self.web_acls = {
+            scope: WebAcl(
+                self,
+                f"waf_{scope.lower()}",
+                props=WebAclProps(
+                    name=resource_name(env, scope.lower()),
+                    scope=scope,
+                    rate_limit=sec.waf_rate_limit,
+                    log_group_name=waf_log_group_name(env, scope),
+                    log_retention_days=sec.waf_log_retention_days,
+                ),
+                logs_key=self.keys.logs if scope == "REGIONAL" else self.keys.global_logs,
+                provider=None if scope == "REGIONAL" else self.global_provider,
+            )
+            for scope in ("REGIONAL", "CLOUDFRONT")
+        }
 
     def _storage(self, config: EnvironmentConfig, account_id: str, partition: str) -> Storage:
         s = config.storage

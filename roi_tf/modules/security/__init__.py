@@ -1,5 +1,7 @@
 """The security module: policy documents, KMS keys, secrets, IAM, audit (CloudTrail, Security Hub, GuardDuty), WAF."""
 
+from roi_tf.modules.security.audit import Audit, AuditProps
+from roi_tf.modules.security.iam import Operators, OperatorsProps, PasswordPolicy
 from roi_tf.modules.security.kms import (
     KEY_SELF,
     EncryptionKeys,
@@ -10,16 +12,24 @@ from roi_tf.modules.security.kms import (
 )
 from roi_tf.modules.security.policy import Statement, deny_insecure_transport, policy_document, policy_json
 from roi_tf.modules.security.secrets import Secret, SecretProps
+from roi_tf.modules.security.waf import WebAcl, WebAclProps
 
 __all__ = [
     "KEY_SELF",
+    "Audit",
+    "AuditProps",
     "EncryptionKeys",
     "EncryptionKeysProps",
     "KmsKey",
     "KmsKeyProps",
+    "Operators",
+    "OperatorsProps",
+    "PasswordPolicy",
     "Secret",
     "SecretProps",
     "Statement",
+    "WebAcl",
+    "WebAclProps",
     "deny_insecure_transport",
     "key_statement",
     "policy_document",

@@ -1,0 +1,134 @@
+"""WAFv2 web ACLs: AWS managed rule groups plus a per-IP rate limit, logged to CloudWatch Logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import TerraformProvider
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclDefaultActionAllow,
+    Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionNone,
+    Wafv2WebAclRuleVisibilityConfig,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
+    Wafv2WebAclLoggingConfiguration,
+    Wafv2WebAclLoggingConfigurationRedactedFields,
+    Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,
+)
+from constructs import Construct
+
+from roi_tf.modules.security.kms import KmsKey
+
+SCOPES = ("REGIONAL", "CLOUDFRONT")
+# AWS managed rule groups, in evaluation order (lower priority numbers run first).
+MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesAmazonIpReputationList",  # known bad IPs: cheapest to drop
+    "AWSManagedRulesCommonRuleSet",  # OWASP Top 10 basics
+    "AWSManagedRulesKnownBadInputsRuleSet",  # Log4Shell and similar exploit payloads
+    "AWSManagedRulesSQLiRuleSet",
+)
+RATE_LIMIT_RULE = "rate-limit-per-ip"
+# Request headers that carry credentials: never written to the WAF logs.
+REDACTED_HEADERS = ("authorization", "cookie")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebAclProps:
+    """Inputs of a web ACL; CLOUDFRONT scope must be created through the us-east-1 provider."""
+
+    name: str  # "roi-systems-<env>-regional"
+    scope: str  # REGIONAL (ALB) or CLOUDFRONT
+    rate_limit: int = 2000  # requests per client IP in 5 minutes
+    log_group_name: str  # must start with "aws-waf-logs-"
+    log_retention_days: int = 90
+
+
+class WebAcl(Construct):
+    """A web ACL that allows by default and blocks what the managed rules or the rate limit catch."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: WebAclProps,
+        logs_key: KmsKey,
+        provider: TerraformProvider | None = None,  # default: the stack's primary-region provider
+    ) -> None:
+        super().__init__(scope, id)
+        if props.scope not in SCOPES:
+            raise ValueError(f"web ACL {props.name}: scope must be one of {SCOPES}, not {props.scope!r}")
+        if not props.log_group_name.startswith("aws-waf-logs-"):
+            raise ValueError(f"web ACL {props.name}: WAF only logs to groups named aws-waf-logs-*")
+
+        # The rate limit runs first (priority 1), then the managed groups (10, 11, ...).
+        rules = [
+            Wafv2WebAclRule(
+                name=RATE_LIMIT_RULE,
+                priority=1,
+                action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
+                statement={"rate_based_statement": {"limit": props.rate_limit, "aggregate_key_type": "IP"}},
+                visibility_config=_rule_visibility(RATE_LIMIT_RULE),
+            ),
+            *(
+                Wafv2WebAclRule(
+                    name=group,
+                    priority=priority,
+                    # The groups' own actions (block) apply; "none" means no override to count.
+                    override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
+                    statement={"managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}},
+                    visibility_config=_rule_visibility(group),
+                )
+                for priority, group in enumerate(MANAGED_RULE_GROUPS, start=10)
+            ),
+        ]
+        self.acl = Wafv2WebAcl(
+            self,
+            "acl",
+            name=props.name,
+            description=f"{props.name}: AWS managed rules and a per-IP rate limit",
+            scope=props.scope,
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
+            rule=rules,
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=props.name, sampled_requests_enabled=True
+            ),
+            provider=provider,
+        )
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log_group",
+            name=props.log_group_name,
+            retention_in_days=props.log_retention_days,
+            kms_key_id=logs_key.arn,
+            provider=provider,
+        )
+        Wafv2WebAclLoggingConfiguration(
+            self,
+            "logging",
+            resource_arn=self.acl.arn,
+            log_destination_configs=[self.log_group.arn],
+            redacted_fields=[
+                Wafv2WebAclLoggingConfigurationRedactedFields(
+                    single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name=header)
+                )
+                for header in REDACTED_HEADERS
+            ],
+            provider=provider,
+        )
+        self.arn = self.acl.arn
+        self.id = self.acl.id
+
+
+def _rule_visibility(name: str) -> Wafv2WebAclRuleVisibilityConfig:
+    return Wafv2WebAclRuleVisibilityConfig(
+        cloudwatch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )
