@@ -1,0 +1,331 @@
+"""The storage module: every bucket hardened, lifecycle from config, replication, log-delivery policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import Stack
+from policy_sim import ACCOUNT, ELB_ACCOUNT_ARN, Request, allowed, resolver
+from roi_tf.config import EnvironmentConfig
+
+# Every bucket's companion resources, by type, keyed on the bucket they configure.
+COMPANIONS = (
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_versioning",
+    "aws_s3_bucket_policy",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_notification",
+)
+
+
+def companion(stack: Stack, rtype: str, bucket: str) -> dict[str, Any] | None:
+    found = [b for b in stack.resources(rtype).values() if b["bucket"] == Stack.ref("aws_s3_bucket", bucket)]
+    assert len(found) <= 1, f"{bucket}: {len(found)} {rtype}"
+    return found[0] if found else None
+
+
+def bucket_named(stack: Stack, name: str) -> str:
+    """Logical name of the bucket ``roi-systems-<env>-<name>-<account>``."""
+    (found,) = [
+        n for n, b in stack.resources("aws_s3_bucket").items() if b["bucket"].rsplit("-${", 1)[0].endswith(f"-{name}")
+    ]
+    return found
+
+
+def policy_of(stack: Stack, bucket: str) -> dict[str, Any]:
+    policy = companion(stack, "aws_s3_bucket_policy", bucket)
+    assert policy is not None
+    return stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]
+
+
+def key_ref(stack: Stack, alias: str) -> str:
+    name, _ = stack.kms_key(alias)
+    return Stack.ref("aws_kms_key", name, "arn")
+
+
+def log_buckets(config: EnvironmentConfig) -> set[str]:
+    return {"logs", f"logs-{config.dr_region}"}
+
+
+def test_the_buckets_are_the_configured_ones_plus_logs_and_replicas(stack: Stack, config: EnvironmentConfig) -> None:
+    names = {b["bucket"] for b in stack.resources("aws_s3_bucket").values()}
+    expected = {f"roi-systems-{config.name}-{n}" for n in config.storage.buckets} | {
+        f"roi-systems-{config.name}-{n}-replica" for n, b in config.storage.buckets.items() if b.replicate
+    }
+    expected |= {f"roi-systems-{config.name}-{n}" for n in log_buckets(config)}
+    # Bucket names are global: the account ID makes them unique without guessing.
+    assert {n.removesuffix("-${data.aws_caller_identity.current.account_id}") for n in names} == expected
+
+
+def test_every_bucket_is_private_owner_enforced_versioned_tls_only_and_has_a_lifecycle(stack: Stack) -> None:
+    assert stack.count("aws_s3_bucket") >= 6
+    for name in stack.resources("aws_s3_bucket"):
+        for rtype in COMPANIONS:
+            assert companion(stack, rtype, name) is not None, f"{name} has no {rtype}"
+        block = companion(stack, "aws_s3_bucket_public_access_block", name)
+        assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                               "restrict_public_buckets")), name  # fmt: skip
+        assert companion(stack, "aws_s3_bucket_ownership_controls", name)["rule"] == {
+            "object_ownership": "BucketOwnerEnforced"
+        }
+        assert companion(stack, "aws_s3_bucket_versioning", name)["versioning_configuration"]["status"] == "Enabled"
+        deny = [s for s in policy_of(stack, name)["statement"] if s["sid"] == "DenyInsecureTransport"]
+        assert deny and deny[0]["effect"] == "Deny" and deny[0]["actions"] == ["s3:*"]
+        assert deny[0]["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+        arn = Stack.ref("aws_s3_bucket", name, "arn")
+        assert deny[0]["resources"] == [arn, f"{arn}/*"]
+        assert companion(stack, "aws_s3_bucket_notification", name)["eventbridge"] is True
+
+
+def test_application_buckets_use_the_storage_key_and_log_buckets_sse_s3(stack: Stack, config: EnvironmentConfig):
+    storage_key = key_ref(stack, f"alias/roi-systems-{config.name}-storage")
+    dr_key = key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")
+    for name, bucket in stack.resources("aws_s3_bucket").items():
+        (rule,) = companion(stack, "aws_s3_bucket_server_side_encryption_configuration", name)["rule"]
+        default = rule["apply_server_side_encryption_by_default"]
+        short = bucket["bucket"].removeprefix(f"roi-systems-{config.name}-").rsplit("-${", 1)[0]
+        if short in log_buckets(config):
+            # ALB and S3 server access logs can only be delivered to SSE-S3 buckets.
+            assert default == {"sse_algorithm": "AES256"}, name
+        else:
+            expected_key = dr_key if short.endswith("-replica") else storage_key
+            assert default == {"sse_algorithm": "aws:kms", "kms_master_key_id": expected_key}, name
+            assert rule["bucket_key_enabled"] is True
+
+
+def test_every_bucket_but_the_log_buckets_logs_access_to_the_log_bucket_of_its_region(stack: Stack, config):
+    logs, dr_logs = bucket_named(stack, "logs"), bucket_named(stack, f"logs-{config.dr_region}")
+    for name, bucket in stack.resources("aws_s3_bucket").items():
+        logging = companion(stack, "aws_s3_bucket_logging", name)
+        if name in (logs, dr_logs):
+            assert logging is None  # a log bucket logging to itself would log its own log writes forever
+            continue
+        in_dr = bucket.get("provider") == "aws.dr"
+        assert logging["target_bucket"] == Stack.ref("aws_s3_bucket", dr_logs if in_dr else logs, "bucket")
+        assert logging["target_prefix"] == f"s3/{bucket['bucket']}/"
+
+
+def test_force_destroy_only_in_dev(stack: Stack, config: EnvironmentConfig) -> None:
+    for bucket in stack.resources("aws_s3_bucket").values():
+        assert bucket["force_destroy"] is (config.name == "dev")
+
+
+def test_lifecycle_tiers_archives_and_expires_with_the_configured_days(stack: Stack, config: EnvironmentConfig):
+    s = config.storage
+    for short, spec in s.buckets.items():
+        name = bucket_named(stack, short)
+        rules = {r["id"]: r for r in companion(stack, "aws_s3_bucket_lifecycle_configuration", name)["rule"]}
+        assert all(r["status"] == "Enabled" and r["filter"] == [{"prefix": ""}] for r in rules.values())
+        expected = [{"days": 0, "storage_class": "INTELLIGENT_TIERING"}] if s.intelligent_tiering else []
+        if spec.archive_after_days is not None:
+            expected.append({"days": spec.archive_after_days, "storage_class": "GLACIER"})
+        assert rules["current-objects"]["transition"] == expected
+        noncurrent = rules["noncurrent-versions"]
+        assert noncurrent["noncurrent_version_transition"] == [
+            {"noncurrent_days": s.noncurrent_glacier_days, "storage_class": "GLACIER"}
+        ]
+        assert noncurrent["noncurrent_version_expiration"] == [{"noncurrent_days": s.noncurrent_expiration_days}]
+        multipart = rules["abort-incomplete-multipart-uploads"]
+        assert multipart["abort_incomplete_multipart_upload"] == [
+            {"days_after_initiation": s.abort_incomplete_multipart_days}
+        ]
+
+
+def test_design_document_lifecycle_30_days_to_glacier_and_90_day_archival(configs) -> None:
+    for config in configs.values():
+        assert config.storage.noncurrent_glacier_days == 30
+        assert config.storage.buckets["documents"].archive_after_days == 90
+        assert config.storage.buckets["backups"].archive_after_days == 90
+        assert config.storage.intelligent_tiering
+
+
+def test_log_buckets_expire_logs_after_the_configured_days(stack: Stack, config: EnvironmentConfig) -> None:
+    for short in log_buckets(config):
+        rules = companion(stack, "aws_s3_bucket_lifecycle_configuration", bucket_named(stack, short))["rule"]
+        (expire,) = [r for r in rules if r["id"] == "expire-logs"]
+        assert expire["expiration"] == [{"days": config.storage.access_log_expiration_days}]
+
+
+def test_lifecycle_waits_for_versioning(stack: Stack) -> None:
+    for name in stack.resources("aws_s3_bucket"):
+        lifecycle = companion(stack, "aws_s3_bucket_lifecycle_configuration", name)
+        versioning = [n for n, v in stack.resources("aws_s3_bucket_versioning").items()
+                      if v["bucket"] == Stack.ref("aws_s3_bucket", name)]  # fmt: skip
+        assert lifecycle["depends_on"] == [f"aws_s3_bucket_versioning.{versioning[0]}"]
+
+
+# --- replication ---------------------------------------------------------------------------------
+
+
+def test_documents_replicate_to_a_dr_region_replica_with_delete_markers(stack: Stack, config: EnvironmentConfig):
+    replicated = [n for n, b in config.storage.buckets.items() if b.replicate]
+    assert "documents" in replicated
+    assert stack.count("aws_s3_bucket_replication_configuration") == len(replicated)
+    dr_key = key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")
+    for short in replicated:
+        source, replica = bucket_named(stack, short), bucket_named(stack, f"{short}-replica")
+        assert stack.resources("aws_s3_bucket")[replica]["provider"] == "aws.dr"
+        assert "provider" not in stack.resources("aws_s3_bucket")[source]
+        (replication,) = [
+            r for r in stack.resources("aws_s3_bucket_replication_configuration").values()
+            if r["bucket"] == Stack.ref("aws_s3_bucket", source)
+        ]  # fmt: skip
+        (rule,) = replication["rule"]
+        assert rule["status"] == "Enabled"
+        assert rule["filter"] == {"prefix": ""}
+        assert rule["delete_marker_replication"] == {"status": "Enabled"}
+        assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}
+        destination = rule["destination"]
+        assert destination["bucket"] == Stack.ref("aws_s3_bucket", replica, "arn")
+        assert destination["encryption_configuration"] == {"replica_kms_key_id": dr_key}
+        if config.storage.replication_time_control:
+            assert destination["replication_time"] == {"status": "Enabled", "time": {"minutes": 15}}
+            assert destination["metrics"] == {"status": "Enabled", "event_threshold": {"minutes": 15}}
+        else:
+            assert "replication_time" not in destination
+        versionings = {
+            f"aws_s3_bucket_versioning.{n}"
+            for n, v in stack.resources("aws_s3_bucket_versioning").items()
+            if v["bucket"] in (Stack.ref("aws_s3_bucket", source), Stack.ref("aws_s3_bucket", replica))
+        }
+        assert set(replication["depends_on"]) == versionings and len(versionings) == 2
+
+
+def test_prod_has_replication_time_control(configs) -> None:
+    assert configs["prod"].storage.replication_time_control
+    assert configs["prod"].storage.buckets["documents"].replicate
+
+
+def test_replication_role_can_do_only_replication(stack: Stack, config: EnvironmentConfig) -> None:
+    documents = bucket_named(stack, "documents")
+    replica = bucket_named(stack, "documents-replica")
+    (replication,) = stack.resources("aws_s3_bucket_replication_configuration").values()
+    role_name = replication["role"].split(".")[1]
+    role = stack.resources("aws_iam_role")[role_name]
+    trust = stack.data("aws_iam_policy_document")[role["assume_role_policy"].split(".")[2]]
+    (statement,) = trust["statement"]
+    assert statement["principals"] == [{"type": "Service", "identifiers": ["s3.amazonaws.com"]}]
+    assert statement["condition"][0]["variable"] == "aws:SourceAccount"
+    (policy,) = [p for p in stack.resources("aws_iam_role_policy").values() if role_name in p["role"]]
+    grants = {s["sid"]: s for s in stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]["statement"]}
+    src, dst = Stack.ref("aws_s3_bucket", documents, "arn"), Stack.ref("aws_s3_bucket", replica, "arn")
+    assert grants["ReadReplicationConfiguration"]["resources"] == [src]
+    assert grants["ReadSourceVersions"]["resources"] == [f"{src}/*"]
+    assert grants["WriteReplica"]["resources"] == [f"{dst}/*"]
+    assert set(grants["WriteReplica"]["actions"]) == {"s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"}
+    assert grants["DecryptSource"]["resources"] == [key_ref(stack, f"alias/roi-systems-{config.name}-storage")]
+    assert grants["EncryptReplica"]["resources"] == [key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")]
+    for sid, region in (("DecryptSource", config.region), ("EncryptReplica", config.dr_region)):
+        via = [c for c in grants[sid]["condition"] if c["variable"] == "kms:ViaService"]
+        assert via[0]["values"] == [f"s3.{region}.amazonaws.com"]
+    for grant in grants.values():
+        assert "*" not in grant["resources"] and not any(a.endswith(":*") for a in grant["actions"])
+
+
+# --- log delivery: simulate the services' writes against the synthesized policy ------------------
+
+
+@pytest.fixture
+def logs_policy(stack: Stack) -> tuple[dict[str, Any], Any, str]:
+    name = bucket_named(stack, "logs")
+    resolve = resolver(stack.json)
+    return policy_of(stack, name), resolve, resolve(stack.resources("aws_s3_bucket")[name]["bucket"])
+
+
+def put(principal_type: str, principal: str, bucket: str, key: str, **context: str) -> Request:
+    return Request(
+        principal_type,
+        principal,
+        "s3:PutObject",
+        f"arn:aws:s3:::{bucket}/{key}",
+        {"aws:SecureTransport": "true", **context},
+    )
+
+
+def test_alb_can_deliver_access_logs_as_elb_account_and_as_log_delivery_service(logs_policy) -> None:
+    policy, resolve, bucket = logs_policy
+    key = f"alb/AWSLogs/{ACCOUNT}/elasticloadbalancing/us-east-1/2026/11/25/file.log.gz"
+    assert allowed(policy, put("AWS", ELB_ACCOUNT_ARN, bucket, key), resolve)
+    service = "logdelivery.elasticloadbalancing.amazonaws.com"
+    assert allowed(policy, put("Service", service, bucket, key, **{"aws:SourceAccount": ACCOUNT}), resolve)
+    # ... but not for another account's load balancers, nor outside its prefix.
+    assert not allowed(policy, put("Service", service, bucket, key, **{"aws:SourceAccount": "999999999999"}), resolve)
+    assert not allowed(policy, put("AWS", ELB_ACCOUNT_ARN, bucket, "cloudtrail/x.json.gz"), resolve)
+
+
+def test_cloudtrail_can_check_the_acl_and_write_under_its_prefix(stack: Stack, logs_policy) -> None:
+    policy, resolve, bucket = logs_policy
+    (trail,) = stack.resources("aws_cloudtrail").values()
+    trail_arn = resolve(
+        f"arn:${{data.aws_partition.partition.partition}}:cloudtrail:us-east-1:"
+        f"${{data.aws_caller_identity.current.account_id}}:trail/{trail['name']}"
+    )
+    context = {"aws:SourceArn": trail_arn, "aws:SecureTransport": "true"}
+    acl = Request("Service", "cloudtrail.amazonaws.com", "s3:GetBucketAcl", f"arn:aws:s3:::{bucket}", context)
+    assert allowed(policy, acl, resolve)
+    # The key CloudTrail writes is <s3_key_prefix>/AWSLogs/<account>/CloudTrail/...: the trail's prefix must match.
+    key = f"{trail['s3_key_prefix']}/AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/25/file.json.gz"
+    write = put(
+        "Service", "cloudtrail.amazonaws.com", bucket, key, **context, **{"s3:x-amz-acl": "bucket-owner-full-control"}
+    )
+    assert allowed(policy, write, resolve)
+    other_trail = {**context, "aws:SourceArn": trail_arn + "-other", "s3:x-amz-acl": "bucket-owner-full-control"}
+    assert not allowed(policy, put("Service", "cloudtrail.amazonaws.com", bucket, key, **other_trail), resolve)
+
+
+def test_cloudfront_standard_logs_can_be_delivered(logs_policy) -> None:
+    policy, resolve, bucket = logs_policy
+    key = f"cloudfront/AWSLogs/{ACCOUNT}/CloudFront/E123/2026/11/25/file.gz"
+    context = {
+        "aws:SourceAccount": ACCOUNT,
+        "aws:SourceArn": f"arn:aws:logs:us-east-1:{ACCOUNT}:delivery-source:cdn",
+        "s3:x-amz-acl": "bucket-owner-full-control",
+    }
+    assert allowed(policy, put("Service", "delivery.logs.amazonaws.com", bucket, key, **context), resolve)
+    assert not allowed(
+        policy,
+        put("Service", "delivery.logs.amazonaws.com", bucket, key, **{**context, "aws:SourceAccount": "1"}),
+        resolve,
+    )
+
+
+def test_s3_server_access_logs_of_every_bucket_can_be_delivered(stack: Stack, config: EnvironmentConfig) -> None:
+    resolve = resolver(stack.json)
+    for logging in stack.resources("aws_s3_bucket_logging").values():
+        source = resolve(logging["bucket"])
+        target_name = logging["target_bucket"].split(".")[1]
+        target = resolve(stack.resources("aws_s3_bucket")[target_name]["bucket"])
+        request = put(
+            "Service",
+            "logging.s3.amazonaws.com",
+            target,
+            f"{resolve(logging['target_prefix'])}2026-11-25-00-00-00-ABCDEF",
+            **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:s3:::{source}"},
+        )
+        assert allowed(policy_of(stack, target_name), request, resolve), source
+        foreign = {**request.context, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket"}
+        foreign_request = put(
+            "Service", "logging.s3.amazonaws.com", target, request.resource.split("/", 1)[1], **foreign
+        )
+        assert not allowed(policy_of(stack, target_name), foreign_request, resolve), source
+
+
+def test_no_bucket_accepts_requests_without_tls(stack: Stack) -> None:
+    resolve = resolver(stack.json)
+    for name, bucket in stack.resources("aws_s3_bucket").items():
+        arn = f"arn:aws:s3:::{resolve(bucket['bucket'])}"
+        plain = Request(
+            "AWS", f"arn:aws:iam::{ACCOUNT}:root", "s3:GetObject", f"{arn}/x", {"aws:SecureTransport": "false"}
+        )
+        assert not allowed(policy_of(stack, name), plain, resolve)
+
+
+def test_no_bucket_policy_grants_anonymous_access(stack: Stack) -> None:
+    for name in stack.resources("aws_s3_bucket"):
+        for statement in policy_of(stack, name)["statement"]:
+            if statement.get("effect", "Allow") == "Allow":
+                assert all("*" not in p["identifiers"] for p in statement["principals"]), name
