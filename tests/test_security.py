@@ -1,0 +1,320 @@
+"""The security module: keys, secrets, IAM (least privilege, MFA), CloudTrail, Security Hub, GuardDuty, WAF."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+import pytest
+
+from conftest import Stack
+from roi_tf.config import EnvironmentConfig
+
+PURPOSES = ("data", "storage", "logs", "dr-data", "dr-storage")
+ACCOUNT_ROOT = "arn:${data.aws_partition.partition.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+
+
+def key_policy(stack: Stack, alias: str) -> dict[str, dict[str, Any]]:
+    _, key = stack.kms_key(alias)
+    return {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+
+
+def document(stack: Stack, ref: str) -> dict[str, Any]:
+    """The aws_iam_policy_document a ``${data.aws_iam_policy_document.x.json}`` reference points at."""
+    return stack.data("aws_iam_policy_document")[ref.split(".")[2]]
+
+
+# --- KMS ----------------------------------------------------------------------------------------
+
+
+def test_one_rotated_key_per_purpose_with_the_configured_deletion_window(stack: Stack, config: EnvironmentConfig):
+    for purpose in PURPOSES:
+        _, key = stack.kms_key(f"alias/roi-systems-{config.name}-{purpose}")
+        assert key["enable_key_rotation"] is True
+        assert key["deletion_window_in_days"] == config.security.kms_deletion_window_days
+        assert key["customer_master_key_spec"] == "SYMMETRIC_DEFAULT"
+        # DR keys live in the DR region, for the replicas and backup copies kept there.
+        assert key.get("provider") == ("aws.dr" if purpose.startswith("dr-") else None), purpose
+
+
+def test_every_key_policy_lets_the_account_administer_and_grants_services_only_with_conditions(stack: Stack):
+    assert stack.count("aws_kms_key") >= len(PURPOSES)
+    for name, key in stack.resources("aws_kms_key").items():
+        statements = json.loads(key["policy"])["Statement"]
+        root, *grants = statements
+        assert root["Sid"] == "AccountRootAdministers" and root["Principal"]["AWS"].endswith(":root"), name
+        for grant in grants:
+            assert set(grant["Principal"]) == {"Service"}, name
+            assert grant["Condition"], f"{name}: {grant['Sid']} is unconditional"
+            actions = grant["Action"] if isinstance(grant["Action"], list) else [grant["Action"]]
+            assert "kms:*" not in actions, name
+
+
+def test_logs_key_lets_cloudtrail_encrypt_only_for_this_environments_trail(stack: Stack, config: EnvironmentConfig):
+    statements = key_policy(stack, f"alias/roi-systems-{config.name}-logs")
+    (trail,) = stack.resources("aws_cloudtrail").values()
+    for sid in ("CloudTrailEncryptLogs", "CloudTrailDescribeKey"):
+        statement = statements[sid]
+        assert statement["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+        source_arn = statement["Condition"]["StringEquals"]["aws:SourceArn"]
+        assert source_arn.endswith(f":cloudtrail:{config.region}:${{data.aws_caller_identity.current.account_id}}"
+                                   f":trail/{trail['name']}")  # fmt: skip
+    assert statements["CloudTrailEncryptLogs"]["Action"] == "kms:GenerateDataKey*"
+
+
+def region_of(config: EnvironmentConfig, resource: dict[str, Any]) -> str:
+    return {None: config.region, "aws.dr": config.dr_region, "aws.us_east_1": "us-east-1"}[resource.get("provider")]
+
+
+def test_every_log_group_is_encrypted_by_a_key_whose_policy_admits_it(stack: Stack, config: EnvironmentConfig):
+    """A log group outside the logs key's conditions fails at apply time with AccessDenied: catch it here."""
+    keys = stack.resources("aws_kms_key")
+    assert stack.count("aws_cloudwatch_log_group") >= 4
+    for name, group in stack.resources("aws_cloudwatch_log_group").items():
+        assert group.get("retention_in_days"), f"{name} keeps logs forever"
+        key_name = group["kms_key_id"].split(".")[1]
+        (statement,) = [s for s in json.loads(keys[key_name]["policy"])["Statement"] if s["Sid"] == "CloudWatchLogsUse"]
+        patterns = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        region = statement["Principal"]["Service"].split(".")[1]
+        assert region_of(config, keys[key_name]) == region_of(config, group) == region, f"{name}: key in another region"
+        assert all(p.split(":")[3] == region for p in patterns)
+        assert any(fnmatch.fnmatchcase(group["name"], p.split(":log-group:")[1]) for p in patterns), group["name"]
+
+
+# --- Secrets Manager ----------------------------------------------------------------------------
+
+
+def test_secrets_are_encrypted_with_the_data_key_and_filled_from_the_sensitive_variables(stack: Stack, config):
+    data_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-data")
+    secrets = stack.resources("aws_secretsmanager_secret")
+    assert {s["name"] for s in secrets.values()} >= {
+        f"roi-systems/{config.name}/database/master",
+        f"roi-systems/{config.name}/api/jwt-secret",
+    }
+    for secret in secrets.values():
+        assert secret["kms_key_id"] == Stack.ref("aws_kms_key", data_key, "arn")
+        assert secret["recovery_window_in_days"] == config.security.secret_recovery_window_days
+    values = {
+        v["secret_id"].split(".")[1]: v["secret_string"]
+        for v in stack.resources("aws_secretsmanager_secret_version").values()
+    }
+    by_name = {secrets[n]["name"]: value for n, value in values.items()}
+    assert by_name[f"roi-systems/{config.name}/api/jwt-secret"] == "${var.jwt_secret}"
+    credentials = by_name[f"roi-systems/{config.name}/database/master"]
+    assert credentials == (
+        f'${{jsonencode({{"username" = "{config.database.master_username}", "password" = var.db_password}})}}'
+    )
+
+
+def test_sensitive_variables_are_sensitive_required_and_validated(stack: Stack) -> None:
+    for name in ("db_password", "jwt_secret"):
+        variable = stack.json["variable"][name]
+        assert variable["sensitive"] is True and variable["nullable"] is False and "default" not in variable
+
+
+# --- IAM ----------------------------------------------------------------------------------------
+
+
+def test_no_identity_policy_allows_every_action_or_every_resource(stack: Stack) -> None:
+    """Least privilege across the whole stack: no Allow of "*" actions, "service:*", or Resource "*"."""
+    trusts = {r["assume_role_policy"].split(".")[2] for r in stack.resources("aws_iam_role").values()}
+    checked = 0
+    for name, doc in stack.data("aws_iam_policy_document").items():
+        for statement in doc["statement"]:
+            if statement.get("effect", "Allow") != "Allow":
+                continue
+            assert "*" not in statement["actions"], f"{name}: {statement['sid']}"
+            if name in trusts or statement.get("principals"):
+                continue  # trust and resource policies: the resource is the role or bucket itself
+            checked += 1
+            assert not any(a.endswith(":*") for a in statement["actions"]), f"{name}: {statement['sid']}"
+            assert "*" not in statement["resources"], f"{name}: {statement['sid']}"
+    assert checked >= 5
+
+
+def test_every_role_trust_names_one_principal_kind_and_services_are_scoped_to_this_account(stack: Stack) -> None:
+    for name, role in stack.resources("aws_iam_role").items():
+        for statement in document(stack, role["assume_role_policy"])["statement"]:
+            assert statement["actions"] == ["sts:AssumeRole"], name
+            (principal,) = statement["principals"]
+            if principal["type"] == "Service":
+                variables = {c["variable"] for c in statement.get("condition", [])}
+                # Enhanced monitoring's trust cannot be scoped: AWS documents no condition keys for it.
+                assert variables & {"aws:SourceAccount", "aws:SourceArn"} or principal["identifiers"] == [
+                    "monitoring.rds.amazonaws.com"
+                ], name
+            else:
+                assert principal["identifiers"] == [ACCOUNT_ROOT], name
+
+
+@pytest.fixture
+def operators_role(stack: Stack, config: EnvironmentConfig) -> tuple[str, dict[str, Any]]:
+    return stack.one("aws_iam_role", name=f"roi-systems-{config.name}-operators")
+
+
+def test_operators_role_requires_recent_mfa(stack: Stack, config: EnvironmentConfig, operators_role) -> None:
+    assert config.security.operators_require_mfa  # every environment, and enforced in prod by config.py
+    name, role = operators_role
+    assert role["max_session_duration"] == config.security.operators_max_session_hours * 3600
+    (statement,) = document(stack, role["assume_role_policy"])["statement"]
+    conditions = {(c["test"], c["variable"]): c["values"] for c in statement["condition"]}
+    assert conditions[("Bool", "aws:MultiFactorAuthPresent")] == ["true"]
+    assert conditions[("NumericLessThan", "aws:MultiFactorAuthAge")] == [
+        str(config.security.operators_max_session_hours * 3600)
+    ]
+    (policy,) = [p for p in stack.resources("aws_iam_role_policy").values() if name in p["role"]]
+    statements = {s["sid"]: s for s in document(stack, policy["policy"])["statement"]}
+    deny = statements["DenyEverythingWithoutMfa"]
+    assert deny["effect"] == "Deny" and deny["actions"] == ["*"]
+    assert deny["condition"] == [
+        {"test": "BoolIfExists", "variable": "aws:MultiFactorAuthPresent", "values": ["false"]}
+    ]
+
+
+def test_operators_see_configuration_but_not_data_and_act_only_on_this_environment(stack, config, operators_role):
+    name, _ = operators_role
+    (attachment,) = [a for a in stack.resources("aws_iam_role_policy_attachment").values() if name in a["role"]]
+    assert attachment["policy_arn"].endswith(":iam::aws:policy/job-function/ViewOnlyAccess")
+    (policy,) = [p for p in stack.resources("aws_iam_role_policy").values() if name in p["role"]]
+    for statement in document(stack, policy["policy"])["statement"]:
+        if statement["effect"] == "Allow":
+            own = (f"roi-systems-{config.name}", f"/roi-systems/{config.name}/")
+            assert all(any(o in r for o in own) for r in statement["resources"]), statement["sid"]
+
+
+def test_operators_group_may_assume_the_role_only_with_mfa(stack: Stack, config: EnvironmentConfig, operators_role):
+    role_name, _ = operators_role
+    group_name, _ = stack.one("aws_iam_group", name=f"roi-systems-{config.name}-operators")
+    (policy,) = [p for p in stack.resources("aws_iam_group_policy").values() if group_name in p["group"]]
+    (statement,) = document(stack, policy["policy"])["statement"]
+    assert statement["actions"] == ["sts:AssumeRole"]
+    assert statement["resources"] == [Stack.ref("aws_iam_role", role_name, "arn")]
+    assert statement["condition"] == [{"test": "Bool", "variable": "aws:MultiFactorAuthPresent", "values": ["true"]}]
+
+
+def test_password_policy_follows_cis_when_enabled(stack: Stack, config: EnvironmentConfig) -> None:
+    policies = list(stack.resources("aws_iam_account_password_policy").values())
+    assert len(policies) == int(config.security.enable_password_policy)
+    for policy in policies:
+        assert policy["minimum_password_length"] >= 14
+        assert policy["password_reuse_prevention"] >= 24
+        assert policy["max_password_age"] <= 90
+        assert all(
+            policy[f"require_{kind}"] for kind in ("lowercase_characters", "uppercase_characters", "numbers", "symbols")
+        )
+
+
+# --- CloudTrail, Security Hub, GuardDuty --------------------------------------------------------
+
+
+def test_trail_is_multi_region_validated_encrypted_and_delivers_to_s3_and_cloudwatch(stack: Stack, config) -> None:
+    (trail,) = stack.resources("aws_cloudtrail").values()
+    assert trail["is_multi_region_trail"] is True
+    assert trail["include_global_service_events"] is True
+    assert trail["enable_log_file_validation"] is True
+    logs_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-logs")
+    assert trail["kms_key_id"] == Stack.ref("aws_kms_key", logs_key, "arn")
+    logs_bucket = [
+        n
+        for n, b in stack.resources("aws_s3_bucket").items()
+        if b["bucket"].startswith(f"roi-systems-{config.name}-logs-${{")
+    ]
+    assert trail["s3_bucket_name"] == Stack.ref("aws_s3_bucket", logs_bucket[0], "bucket")
+    assert trail["s3_key_prefix"] == "cloudtrail"
+    policy = [
+        n
+        for n, p in stack.resources("aws_s3_bucket_policy").items()
+        if p["bucket"] == Stack.ref("aws_s3_bucket", logs_bucket[0])
+    ]
+    assert trail["depends_on"] == [f"aws_s3_bucket_policy.{policy[0]}"]
+    group_name, group = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/cloudtrail")
+    assert trail["cloud_watch_logs_group_arn"] == Stack.ref("aws_cloudwatch_log_group", group_name, "arn") + ":*"
+    assert group["retention_in_days"] == config.security.cloudtrail_log_retention_days
+    role_name = trail["cloud_watch_logs_role_arn"].split(".")[1]
+    (policy,) = [p for p in stack.resources("aws_iam_role_policy").values() if role_name in p["role"]]
+    (grant,) = document(stack, policy["policy"])["statement"]
+    assert grant["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert grant["resources"] == [Stack.ref("aws_cloudwatch_log_group", group_name, "arn") + ":log-stream:*"]
+
+
+def test_trail_records_object_access_to_the_replicated_critical_buckets(stack: Stack, config) -> None:
+    (trail,) = stack.resources("aws_cloudtrail").values()
+    (selector,) = trail["event_selector"]
+    assert selector["read_write_type"] == "All" and selector["include_management_events"] is True
+    (data,) = selector["data_resource"]
+    assert data["type"] == "AWS::S3::Object"
+    documents = [n for n, b in stack.resources("aws_s3_bucket").items() if "-documents-$" in b["bucket"]]
+    assert data["values"] == [Stack.ref("aws_s3_bucket", documents[0], "arn") + "/"]
+
+
+def test_security_hub_subscribes_to_the_configured_standards(stack: Stack, config: EnvironmentConfig) -> None:
+    accounts = list(stack.resources("aws_securityhub_account").values())
+    subscriptions = list(stack.resources("aws_securityhub_standards_subscription").values())
+    if not config.security.enable_security_hub:
+        assert accounts == [] and subscriptions == []
+        return
+    (account,) = accounts
+    assert account["enable_default_standards"] is False
+    arns = sorted(s["standards_arn"].split("::", 1)[1] for s in subscriptions)
+    assert arns == [
+        "standards/aws-foundational-security-best-practices/v/1.0.0",
+        "standards/cis-aws-foundations-benchmark/v/3.0.0",
+    ]
+    assert all(f":securityhub:{config.region}::" in s["standards_arn"] for s in subscriptions)
+
+
+def test_staging_and_prod_run_security_hub_and_every_environment_guardduty(configs) -> None:
+    assert configs["prod"].security.enable_security_hub and configs["staging"].security.enable_security_hub
+    assert all(c.security.enable_guardduty for c in configs.values())
+
+
+def test_guardduty_detector_with_s3_and_rds_protection(stack: Stack, config: EnvironmentConfig) -> None:
+    detectors = stack.resources("aws_guardduty_detector")
+    assert len(detectors) == int(config.security.enable_guardduty)
+    if detectors:
+        (name,) = detectors
+        assert detectors[name]["enable"] is True
+        features = {f["name"]: f["status"] for f in stack.resources("aws_guardduty_detector_feature").values()
+                    if f["detector_id"] == Stack.ref("aws_guardduty_detector", name)}  # fmt: skip
+        assert features == {"S3_DATA_EVENTS": "ENABLED", "RDS_LOGIN_EVENTS": "ENABLED"}
+
+
+# --- WAF ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["REGIONAL", "CLOUDFRONT"])
+def test_web_acl_blocks_with_managed_rules_and_rate_limit_and_logs_encrypted(stack: Stack, config, scope) -> None:
+    name, acl = stack.one("aws_wafv2_web_acl", scope=scope)
+    # CloudFront-scope resources exist only in us-east-1.
+    assert acl.get("provider") == (None if scope == "REGIONAL" else "aws.us_east_1")
+    assert acl["default_action"] == {"allow": {}}
+    rules = {r["name"]: r for r in acl["rule"]}
+    managed = {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
+    for group in managed:
+        assert rules[group]["statement"] == {"managed_rule_group_statement": {"name": group, "vendor_name": "AWS"}}
+        assert rules[group]["override_action"] == {"none": {}}  # the groups block; nothing is set to count
+    rate = rules["rate-limit-per-ip"]
+    assert rate["action"] == {"block": {}}
+    assert rate["statement"] == {
+        "rate_based_statement": {"limit": config.security.waf_rate_limit, "aggregate_key_type": "IP"}
+    }
+    assert len({r["priority"] for r in acl["rule"]}) == len(acl["rule"]) == len(managed) + 1
+    assert all(r["visibility_config"]["cloudwatch_metrics_enabled"] for r in acl["rule"])
+
+    (logging,) = [c for c in stack.resources("aws_wafv2_web_acl_logging_configuration").values()
+                  if c["resource_arn"] == Stack.ref("aws_wafv2_web_acl", name, "arn")]  # fmt: skip
+    (destination,) = logging["log_destination_configs"]
+    group_name = destination.split(".")[1]
+    group = stack.resources("aws_cloudwatch_log_group")[group_name]
+    assert group["name"] == f"aws-waf-logs-roi-systems-{config.name}-{scope.lower()}"
+    assert group["retention_in_days"] == config.security.waf_log_retention_days
+    assert group.get("provider") == acl.get("provider")
+    redacted = {f["single_header"]["name"] for f in logging["redacted_fields"]}
+    assert redacted == {"authorization", "cookie"}
