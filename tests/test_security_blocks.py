@@ -1,0 +1,158 @@
+"""The security building blocks refuse what is never least privilege, and grant exactly what they say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roi_tf.modules.security import (
+    KmsKey,
+    KmsKeyProps,
+    Secret,
+    SecretProps,
+    Statement,
+    WebAcl,
+    WebAclProps,
+    key_statement,
+)
+from roi_tf.modules.security.policy import policy_json
+
+
+def test_statement_refuses_allow_of_every_action() -> None:
+    with pytest.raises(ValueError, match="Action '\\*'"):
+        Statement(sid="All", actions=["*"], resources=["arn:aws:s3:::b"])
+
+
+def test_statement_refuses_allow_on_every_resource_without_a_reason() -> None:
+    with pytest.raises(ValueError, match="any_resource_reason"):
+        Statement(sid="Any", actions=["s3:GetObject"], resources=["*"])
+    reasoned = Statement(sid="Any", actions=["ec2:DescribeRegions"], resources=["*"], any_resource_reason="no ARN")
+    assert reasoned.to_json()["Resource"] == "*"
+
+
+def test_deny_may_cover_everything() -> None:
+    deny = Statement(sid="NoMfa", effect="Deny", actions=["*"], resources=["*"])
+    assert deny.to_json() == {"Sid": "NoMfa", "Effect": "Deny", "Action": "*", "Resource": "*"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"effect": "Maybe"}, "effect must be Allow or Deny"),
+        ({"actions": []}, "at least one action"),
+        ({"resources": []}, "needs at least one resource"),
+    ],
+)
+def test_statement_refuses_malformed_input(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Statement(**{"sid": "S", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"], **kwargs})
+
+
+def test_trust_statement_needs_no_resource_and_renders_iam_json() -> None:
+    trust = Statement(
+        sid="Assume",
+        actions=["sts:AssumeRole"],
+        resources=[],
+        principals={"Service": ["s3.amazonaws.com"]},
+        conditions={("StringEquals", "aws:SourceAccount"): ["123456789012"]},
+    )
+    assert json.loads(policy_json([trust])) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Assume",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+            }
+        ],
+    }
+
+
+def test_key_grants_to_services_must_be_conditioned() -> None:
+    with pytest.raises(ValueError, match="must carry conditions"):
+        key_statement(
+            sid="Logs", actions=["kms:Decrypt"], principals={"Service": ["logs.amazonaws.com"]}, conditions={}
+        )
+
+
+# --- constructs, synthesized in a throwaway stack -------------------------------------------------
+
+
+@pytest.fixture
+def scratch():
+    from cdktf import TerraformStack, Testing
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    stack = TerraformStack(Testing.app(), "scratch")
+    AwsProvider(stack, "aws", region="us-east-1")
+    return stack
+
+
+def synth(stack) -> dict:
+    from cdktf import Testing
+
+    return json.loads(Testing.synth(stack))
+
+
+def key(stack) -> KmsKey:
+    return KmsKey(
+        stack, "key", props=KmsKeyProps(alias="alias/test-data", description="test", account_id="123456789012")
+    )
+
+
+def test_secret_refuses_a_literal_value(scratch) -> None:
+    with pytest.raises(ValueError, match="must come from a sensitive variable"):
+        Secret(
+            scratch,
+            "secret",
+            props=SecretProps(name="t/s", description="d", value="plain-text", region="us-east-1"),
+            key=key(scratch),
+        )
+
+
+def test_grant_read_allows_exactly_this_secret_and_decryption_through_secrets_manager(scratch) -> None:
+    from cdktf import TerraformVariable
+    from cdktf_cdktf_provider_aws.iam_role import IamRole
+
+    value = TerraformVariable(scratch, "token", type="string", sensitive=True)
+    secret = Secret(
+        scratch,
+        "secret",
+        props=SecretProps(name="t/s", description="d", value=value.string_value, region="eu-west-1"),
+        key=key(scratch),
+    )
+    role = IamRole(scratch, "reader", name="reader", assume_role_policy="{}")
+    secret.grant_read(role)
+    out = synth(scratch)
+    (policy,) = out["resource"]["aws_iam_role_policy"].values()
+    assert policy["role"] == "${aws_iam_role.reader.name}"
+    document = out["data"]["aws_iam_policy_document"][policy["policy"].split(".")[2]]
+    read, decrypt = document["statement"]
+    assert read["actions"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    (secret_name,) = out["resource"]["aws_secretsmanager_secret"]
+    assert read["resources"] == [f"${{aws_secretsmanager_secret.{secret_name}.arn}}"]
+    assert decrypt["actions"] == ["kms:Decrypt"]
+    assert decrypt["condition"] == [
+        {"test": "StringEquals", "variable": "kms:ViaService", "values": ["secretsmanager.eu-west-1.amazonaws.com"]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "log_group", "message"),
+    [("GLOBAL", "aws-waf-logs-x", "scope must be one of"), ("REGIONAL", "/waf/x", "aws-waf-logs-")],
+)
+def test_web_acl_refuses_unknown_scopes_and_log_groups_waf_cannot_write(scratch, scope, log_group, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        WebAcl(
+            scratch, "acl", props=WebAclProps(name="x", scope=scope, log_group_name=log_group), logs_key=key(scratch)
+        )
+
+
+def test_sse_s3_bucket_needs_a_reason(scratch) -> None:
+    from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
+
+    with pytest.raises(ValueError, match="needs sse_s3_reason"):
+        SecureBucket(scratch, "b", props=SecureBucketProps(name="b", kms_key_arn=None))
