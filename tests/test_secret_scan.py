@@ -99,8 +99,9 @@ def test_the_scanner_finds_what_it_should() -> None:
         "resource": {
             "aws_db_instance": {"db": {"password": "hunter2-literal-password"}},
             "aws_secretsmanager_secret_version": {"v": {"secret_string": "${var.jwt_secret}"}},
-            "aws_instance": {"i": {"user_data": "export KEY=AKIAABCDEFGHIJKLMNOP"}},
-            "tls": {"k": {"content": "-----BEGIN RSA PRIVATE KEY-----"}},
+            # Assembled at run time, so this file does not trip its own repository scan.
+            "aws_instance": {"i": {"user_data": "export KEY=" + "AKIA" + "ABCDEFGHIJKLMNOP"}},
+            "tls": {"k": {"content": "-----BEGIN RSA " + "PRIVATE KEY-----"}},
         }
     }
     findings = list(secret_findings(leaked))
