@@ -21,8 +21,6 @@ from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
 from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
 from cdktf_cdktf_provider_aws.network_acl import NetworkAcl
@@ -39,7 +37,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from constructs import Construct
 
 from roi_tf.config import SubnetPlan
-from roi_tf.modules.security import Statement, policy_document
+from roi_tf.modules.security import ServiceRole, ServiceRoleProps, Statement
 
 ANYWHERE = "0.0.0.0/0"
 EPHEMERAL_PORTS = (1024, 65535)
@@ -314,44 +312,29 @@ class Networking(Construct):
             kms_key_id=p.flow_log_kms_key_arn,
             tags={"Name": f"{p.name}-vpc-flow-logs"},
         )
-        trust = policy_document(
-            self,
-            "flow_log_trust",
-            [
-                Statement(
-                    sid="VpcFlowLogsAssumeRole",
-                    actions=["sts:AssumeRole"],
-                    resources=[],
-                    principals={"Service": ["vpc-flow-logs.amazonaws.com"]},
-                    # Confused-deputy guard: only flow logs of this account may use the role.
-                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
-                )
-            ],
-        )
-        role = IamRole(
+        role = ServiceRole(
             self,
             "flow_log_role",
-            name=p.flow_log_role_name,
-            description=f"VPC flow logs of {p.name} write to {p.flow_log_group_name}",
-            assume_role_policy=trust.json,
+            props=ServiceRoleProps(
+                name=p.flow_log_role_name,
+                description=f"VPC flow logs of {p.name} write to {p.flow_log_group_name}",
+                service="vpc-flow-logs.amazonaws.com",
+                account_id=p.account_id,
+                policy_name="write-flow-logs",
+                statements=[
+                    Statement(
+                        sid="WriteFlowLogs",
+                        actions=[
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams",
+                        ],
+                        resources=[group.arn, f"{group.arn}:*"],
+                    )
+                ],
+            ),
         )
-        permissions = policy_document(
-            self,
-            "flow_log_permissions",
-            [
-                Statement(
-                    sid="WriteFlowLogs",
-                    actions=[
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogGroups",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[group.arn, f"{group.arn}:*"],
-                )
-            ],
-        )
-        IamRolePolicy(self, "flow_log_policy", name="write-flow-logs", role=role.id, policy=permissions.json)
         return FlowLog(
             self,
             "flow_log",

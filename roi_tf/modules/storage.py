@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 from cdktf import TerraformProvider
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
@@ -35,7 +33,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_replication_configuration import (
 from constructs import Construct
 
 from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
-from roi_tf.modules.security import KmsKey, Statement, policy_document
+from roi_tf.modules.security import KmsKey, ServiceRole, ServiceRoleProps, Statement
 
 # Where each kind of log lands in the logs bucket (the services are configured with these prefixes).
 S3_ACCESS_LOG_PREFIX = "s3/"
@@ -312,70 +310,56 @@ class Storage(Construct):
         self, id: str, source: SecureBucket, replica: SecureBucket, key: KmsKey, dr_key: KmsKey
     ) -> S3BucketReplicationConfigurationA:
         p = self._props
-        trust = policy_document(
-            self,
-            f"{id}_replication_trust",
-            [
-                Statement(
-                    sid="S3AssumesForReplication",
-                    actions=["sts:AssumeRole"],
-                    resources=[],
-                    principals={"Service": ["s3.amazonaws.com"]},
-                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
-                )
-            ],
-        )
-        role = IamRole(
+        role = ServiceRole(
             self,
             f"{id}_replication_role",
-            name=f"{p.name_prefix}-{id.replace('_', '-')}-replication",
-            description=f"S3 replicates {source.name} to {p.dr_region}",
-            assume_role_policy=trust.json,
+            props=ServiceRoleProps(
+                name=f"{p.name_prefix}-{id.replace('_', '-')}-replication",
+                description=f"S3 replicates {source.name} to {p.dr_region}",
+                service="s3.amazonaws.com",
+                account_id=p.account_id,
+                policy_name="replicate",
+                statements=[
+                    Statement(
+                        sid="ReadReplicationConfiguration",
+                        actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                        resources=[source.arn],
+                    ),
+                    Statement(
+                        sid="ReadSourceVersions",
+                        actions=[
+                            "s3:GetObjectVersionForReplication",
+                            "s3:GetObjectVersionAcl",
+                            "s3:GetObjectVersionTagging",
+                        ],
+                        resources=[f"{source.arn}/*"],
+                    ),
+                    Statement(
+                        sid="WriteReplica",
+                        actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                        resources=[f"{replica.arn}/*"],
+                    ),
+                    Statement(
+                        sid="DecryptSource",
+                        actions=["kms:Decrypt"],
+                        resources=[key.arn],
+                        conditions={
+                            ("StringEquals", "kms:ViaService"): [f"s3.{p.region}.amazonaws.com"],
+                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{source.arn}/*"],
+                        },
+                    ),
+                    Statement(
+                        sid="EncryptReplica",
+                        actions=["kms:Encrypt", "kms:GenerateDataKey"],
+                        resources=[dr_key.arn],
+                        conditions={
+                            ("StringEquals", "kms:ViaService"): [f"s3.{p.dr_region}.amazonaws.com"],
+                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{replica.arn}/*"],
+                        },
+                    ),
+                ],
+            ),
         )
-        permissions = policy_document(
-            self,
-            f"{id}_replication_permissions",
-            [
-                Statement(
-                    sid="ReadReplicationConfiguration",
-                    actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                    resources=[source.arn],
-                ),
-                Statement(
-                    sid="ReadSourceVersions",
-                    actions=[
-                        "s3:GetObjectVersionForReplication",
-                        "s3:GetObjectVersionAcl",
-                        "s3:GetObjectVersionTagging",
-                    ],
-                    resources=[f"{source.arn}/*"],
-                ),
-                Statement(
-                    sid="WriteReplica",
-                    actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                    resources=[f"{replica.arn}/*"],
-                ),
-                Statement(
-                    sid="DecryptSource",
-                    actions=["kms:Decrypt"],
-                    resources=[key.arn],
-                    conditions={
-                        ("StringEquals", "kms:ViaService"): [f"s3.{p.region}.amazonaws.com"],
-                        ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{source.arn}/*"],
-                    },
-                ),
-                Statement(
-                    sid="EncryptReplica",
-                    actions=["kms:Encrypt", "kms:GenerateDataKey"],
-                    resources=[dr_key.arn],
-                    conditions={
-                        ("StringEquals", "kms:ViaService"): [f"s3.{p.dr_region}.amazonaws.com"],
-                        ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{replica.arn}/*"],
-                    },
-                ),
-            ],
-        )
-        IamRolePolicy(self, f"{id}_replication_policy", name="replicate", role=role.name, policy=permissions.json)
 
         timing = {}
         if p.replication_time_control:

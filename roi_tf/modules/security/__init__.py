@@ -1,7 +1,7 @@
 """The security module: policy documents, KMS keys, secrets, IAM, audit (CloudTrail, Security Hub, GuardDuty), WAF."""
 
 from roi_tf.modules.security.audit import Audit, AuditProps
-from roi_tf.modules.security.iam import Operators, OperatorsProps, PasswordPolicy
+from roi_tf.modules.security.iam import Operators, OperatorsProps, PasswordPolicy, ServiceRole, ServiceRoleProps
 from roi_tf.modules.security.kms import (
     KEY_SELF,
     EncryptionKeys,
@@ -27,6 +27,8 @@ __all__ = [
     "PasswordPolicy",
     "Secret",
     "SecretProps",
+    "ServiceRole",
+    "ServiceRoleProps",
     "Statement",
     "WebAcl",
     "WebAclProps",

@@ -10,14 +10,13 @@ from cdktf_cdktf_provider_aws.cloudtrail import Cloudtrail, CloudtrailEventSelec
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.guardduty_detector import GuarddutyDetector
 from cdktf_cdktf_provider_aws.guardduty_detector_feature import GuarddutyDetectorFeature
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.securityhub_account import SecurityhubAccount
 from cdktf_cdktf_provider_aws.securityhub_standards_subscription import SecurityhubStandardsSubscription
 from constructs import Construct
 
+from roi_tf.modules.security.iam import ServiceRole, ServiceRoleProps
 from roi_tf.modules.security.kms import KmsKey
-from roi_tf.modules.security.policy import Statement, policy_document
+from roi_tf.modules.security.policy import Statement
 
 # Security Hub standard -> its ARN path (current versions; CIS 3.0.0 supersedes 1.2.0/1.4.0).
 SECURITY_HUB_STANDARDS = {
@@ -69,39 +68,24 @@ class Audit(Construct):
             retention_in_days=p.log_retention_days,
             kms_key_id=logs_key.arn,
         )
-        trust = policy_document(
-            self,
-            "trail_logs_trust",
-            [
-                Statement(
-                    sid="CloudTrailAssumes",
-                    actions=["sts:AssumeRole"],
-                    resources=[],
-                    principals={"Service": ["cloudtrail.amazonaws.com"]},
-                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
-                )
-            ],
-        )
-        role = IamRole(
+        role = ServiceRole(
             self,
             "trail_logs_role",
-            name=p.role_name,
-            description=f"CloudTrail {p.trail_name} writes to {p.log_group_name}",
-            assume_role_policy=trust.json,
+            props=ServiceRoleProps(
+                name=p.role_name,
+                description=f"CloudTrail {p.trail_name} writes to {p.log_group_name}",
+                service="cloudtrail.amazonaws.com",
+                account_id=p.account_id,
+                policy_name="write-trail-logs",
+                statements=[
+                    Statement(
+                        sid="WriteTrailLogStreams",
+                        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                        resources=[f"{self.log_group.arn}:log-stream:*"],
+                    )
+                ],
+            ),
         )
-        stream_arn = f"{self.log_group.arn}:log-stream:*"
-        permissions = policy_document(
-            self,
-            "trail_logs_permissions",
-            [
-                Statement(
-                    sid="WriteTrailLogStreams",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[stream_arn],
-                )
-            ],
-        )
-        IamRolePolicy(self, "trail_logs_policy", name="write-trail-logs", role=role.name, policy=permissions.json)
 
         selectors = [
             CloudtrailEventSelector(

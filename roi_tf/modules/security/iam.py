@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdktf_cdktf_provider_aws.iam_account_password_policy import IamAccountPasswordPolicy
@@ -28,6 +29,54 @@ PASSWORD_POLICY = {
     "password_reuse_prevention": 24,
 }
 MFA_PRESENT = ("Bool", "aws:MultiFactorAuthPresent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceRoleProps:
+    """Inputs of a role that one AWS service assumes on this account's behalf."""
+
+    name: str
+    description: str
+    service: str  # the service principal, e.g. "vpc-flow-logs.amazonaws.com"
+    account_id: str
+    # Its permissions, as one inline policy; default: none (for roles that only get managed policies).
+    statements: Sequence[Statement] = ()
+    policy_name: str = "permissions"
+    # Confused-deputy guard: only requests on behalf of this account. A few services (RDS Enhanced
+    # Monitoring) send no aws:SourceAccount; they must say so by turning this off.
+    scope_to_account: bool = True
+
+
+class ServiceRole(Construct):
+    """A role trusted by exactly one service principal, for this account, with one inline policy."""
+
+    def __init__(self, scope: Construct, id: str, *, props: ServiceRoleProps) -> None:
+        super().__init__(scope, id)
+        p = props
+        trust = policy_document(
+            self,
+            "trust",
+            [
+                Statement(
+                    sid="ServiceAssumesRole",
+                    actions=["sts:AssumeRole"],
+                    resources=[],
+                    principals={"Service": [p.service]},
+                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]} if p.scope_to_account else {},
+                )
+            ],
+        )
+        self.role = IamRole(self, "role", name=p.name, description=p.description, assume_role_policy=trust.json)
+        if p.statements:
+            IamRolePolicy(
+                self,
+                "policy",
+                name=p.policy_name,
+                role=self.role.id,
+                policy=policy_document(self, "permissions", p.statements).json,
+            )
+        self.arn = self.role.arn
+        self.name = self.role.name
 
 
 @dataclass(frozen=True, kw_only=True)
