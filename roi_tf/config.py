@@ -29,6 +29,11 @@ ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
 # Environments held to the production rules below (design document: "Production: Multi-AZ, HA").
 PRODUCTION_ENVIRONMENTS = frozenset({"prod"})
 PRODUCTION_MIN_BACKUP_RETENTION_DAYS = 30
+PERFORMANCE_INSIGHTS_FREE_DAYS = 7
+# RDS and ElastiCache backup/snapshot windows must last at least 30 minutes.
+MIN_WINDOW_MINUTES = 30
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEK_MINUTES = 7 * 24 * 60
 # The only environments whose buckets terraform may empty on destroy (storage.force_destroy).
 DISPOSABLE_ENVIRONMENTS = frozenset({"dev"})
 
@@ -119,24 +124,53 @@ class ComputeConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseConfig:
-    engine_version: str
+    """RDS PostgreSQL and its RDS Proxy."""
+
+    engine_version: str  # major only ("16"): minor upgrades are automatic
     instance_class: str
     multi_az: bool
     read_replicas: int
     backup_retention_days: int
-    deletion_protection: bool
+    deletion_protection: bool  # also: a final snapshot on destroy
     allocated_storage_gb: int = 20
     max_allocated_storage_gb: int = 100
+    backup_window: str = "03:00-04:00"  # UTC
+    maintenance_window: str = "sun:04:30-sun:05:30"  # UTC, after the backup window
     cross_region_backups: bool = False  # default: backups stay in the primary region
     master_username: str = "roi_admin"
+    database_name: str = "roi"
+    monitoring_interval_seconds: int = 60
+    performance_insights_retention_days: int = 7  # default: the free tier
+    log_min_duration_statement_ms: int = 1000
+    log_retention_days: int = 90
+    proxy_max_connections_percent: int = 90  # default: leave 10% for direct admin sessions
+    proxy_max_idle_connections_percent: int = 50
+    proxy_connection_borrow_timeout_seconds: int = 120
+    proxy_idle_client_timeout_seconds: int = 1800
 
 
 @dataclass(frozen=True, kw_only=True)
 class CacheConfig:
+    """ElastiCache Redis in cluster mode."""
+
     node_type: str
     shards: int
-    replicas_per_shard: int
+    replicas_per_shard: int  # 0: single AZ, no failover target
+    engine_version: str = "7.1"
     snapshot_retention_days: int = 1
+    snapshot_window: str = "05:00-06:00"  # UTC
+    maintenance_window: str = "sun:06:30-sun:07:30"  # UTC
+    final_snapshot: bool = True  # default: a snapshot survives a destroy
+    log_retention_days: int = 90
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionsConfig:
+    """The DynamoDB sessions table."""
+
+    enabled: bool = True
+    ttl_attribute: str = "expires_at"
+    deletion_protection: bool = True  # default: the table cannot be deleted by accident
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +225,7 @@ class EnvironmentConfig:
     compute: ComputeConfig
     database: DatabaseConfig
     cache: CacheConfig
+    sessions: SessionsConfig
     security: SecurityConfig
     storage: StorageConfig
     description: str = ""
@@ -246,6 +281,36 @@ def plan_subnets(
     return SubnetPlan(**{tier: tuple(nets) for tier, nets in allocated.items()})
 
 
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def daily_window_minutes(window: str) -> list[tuple[int, int]]:
+    """``hh:mm-hh:mm`` (UTC, every day) as (start, end) minutes of the week, one pair per day."""
+    start, end = (_minutes(part) for part in window.split("-"))
+    if end <= start:
+        end += 24 * 60
+    return [(day * 24 * 60 + start, day * 24 * 60 + end) for day in range(7)]
+
+
+def weekly_window_minutes(window: str) -> tuple[int, int]:
+    """``ddd:hh:mm-ddd:hh:mm`` (UTC) as (start, end) minutes of the week."""
+    start, end = (_DAYS.index(part[:3]) * 24 * 60 + _minutes(part[4:]) for part in (window[:9], window[10:]))
+    return start, end if end > start else end + _WEEK_MINUTES
+
+
+def _duration(window: tuple[int, int]) -> int:
+    return window[1] - window[0]
+
+
+def windows_overlap(daily: list[tuple[int, int]], weekly: tuple[int, int]) -> bool:
+    """True if the weekly window shares a minute with any day's window (both may wrap the week)."""
+    start, end = weekly
+    shifted = [(s + k * _WEEK_MINUTES, e + k * _WEEK_MINUTES) for s, e in daily for k in (-1, 0, 1)]
+    return any(s < end and start < e for s, e in shifted)
+
+
 def _schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {name: prop["default"] for name, prop in schema.get("properties", {}).items() if "default" in prop}
 
@@ -298,10 +363,12 @@ class _Loader:
         compute = self._compute(self.section(data, "compute"))
         database = DatabaseConfig(**self.section(data, "database"))
         cache = CacheConfig(**self.section(data, "cache"))
+        sessions = SessionsConfig(**self.section(data, "sessions"))
         security = self._security(self.section(data, "security"))
         storage = self._storage(expected_name, self.section(data, "storage"))
         self._check_database(database)
-        self._check_production(expected_name, networking, database, security, storage)
+        self._check_cache(cache)
+        self._check_production(expected_name, networking, database, cache, sessions, security, storage)
         if self.problems or networking is None or compute is None:
             return None
 
@@ -319,6 +386,7 @@ class _Loader:
             compute=compute,
             database=database,
             cache=cache,
+            sessions=sessions,
             security=security,
             storage=storage,
         )
@@ -426,12 +494,54 @@ class _Loader:
                 "$.database.max_allocated_storage_gb",
                 f"{db.max_allocated_storage_gb} is less than allocated_storage_gb {db.allocated_storage_gb}",
             )
+        if "." in db.engine_version:
+            self.problem(
+                "$.database.engine_version",
+                f"{db.engine_version!r} pins a minor version: give the major version only "
+                f"({db.engine_version.split('.')[0]!r}), minor versions are upgraded automatically",
+            )
+        retention = db.performance_insights_retention_days
+        if retention != PERFORMANCE_INSIGHTS_FREE_DAYS and retention % 31:
+            self.problem(
+                "$.database.performance_insights_retention_days",
+                f"{retention} is neither {PERFORMANCE_INSIGHTS_FREE_DAYS} nor a multiple of 31 "
+                "(Performance Insights retention)",
+            )
+        if db.proxy_max_idle_connections_percent > db.proxy_max_connections_percent:
+            self.problem(
+                "$.database.proxy_max_idle_connections_percent",
+                f"{db.proxy_max_idle_connections_percent} exceeds proxy_max_connections_percent "
+                f"{db.proxy_max_connections_percent}",
+            )
+        if windows_overlap(daily_window_minutes(db.backup_window), weekly_window_minutes(db.maintenance_window)):
+            self.problem(
+                "$.database.maintenance_window",
+                f"{db.maintenance_window} overlaps backup_window {db.backup_window} (RDS rejects overlapping windows)",
+            )
+        if _duration(daily_window_minutes(db.backup_window)[0]) < MIN_WINDOW_MINUTES:
+            self.problem("$.database.backup_window", f"{db.backup_window} is shorter than {MIN_WINDOW_MINUTES} minutes")
+
+    def _check_cache(self, cache: CacheConfig) -> None:
+        if windows_overlap(
+            daily_window_minutes(cache.snapshot_window), weekly_window_minutes(cache.maintenance_window)
+        ):
+            self.problem(
+                "$.cache.maintenance_window",
+                f"{cache.maintenance_window} overlaps snapshot_window {cache.snapshot_window} "
+                "(ElastiCache rejects overlapping windows)",
+            )
+        if _duration(daily_window_minutes(cache.snapshot_window)[0]) < MIN_WINDOW_MINUTES:
+            self.problem(
+                "$.cache.snapshot_window", f"{cache.snapshot_window} is shorter than {MIN_WINDOW_MINUTES} minutes"
+            )
 
     def _check_production(
         self,
         name: str,
         net: NetworkingConfig | None,
         db: DatabaseConfig,
+        cache: CacheConfig,
+        sessions: SessionsConfig,
         security: SecurityConfig,
         storage: StorageConfig,
     ) -> None:
@@ -459,6 +569,26 @@ class _Loader:
                 "$.database.backup_retention_days",
                 f"{db.backup_retention_days} is less than the production minimum of "
                 f"{PRODUCTION_MIN_BACKUP_RETENTION_DAYS} days",
+            )
+        if db.read_replicas < 1:
+            self.problem(
+                "$.database.read_replicas",
+                f"must be at least 1 in {name}: production reads scale out to a replica",
+            )
+        if not db.cross_region_backups:
+            self.problem(
+                "$.database.cross_region_backups",
+                f"must be true in {name}: backups are replicated to the DR region",
+            )
+        if cache.replicas_per_shard < 1:
+            self.problem(
+                "$.cache.replicas_per_shard",
+                f"must be at least 1 in {name}: every shard needs a replica to fail over to",
+            )
+        if sessions.enabled and not sessions.deletion_protection:
+            self.problem(
+                "$.sessions.deletion_protection",
+                f"must be true in {name}: production data is deletion-protected",
             )
         if net is not None and net.nat_gateway_count != net.az_count:
             self.problem(

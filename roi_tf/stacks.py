@@ -34,6 +34,14 @@ from constructs import Construct
 
 from roi_tf.config import PROJECT, EnvironmentConfig
 from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
+from roi_tf.modules.database import (
+    CacheProps,
+    Database,
+    DatabaseProps,
+    PostgresProps,
+    ProxyProps,
+    SessionsTableProps,
+)
 from roi_tf.modules.networking import Networking, NetworkingProps
 from roi_tf.modules.security import (
     Audit,
@@ -182,6 +190,7 @@ class EnvironmentStack(TerraformStack):
                 partition=partition,
             ),
         )
+        self.database = self._database(config, account_id, partition)
         self.storage = self._storage(config, account_id, partition)
         self._security(config, account_id, partition)
         self._outputs()
@@ -189,7 +198,9 @@ class EnvironmentStack(TerraformStack):
     def _security(self, config: EnvironmentConfig, account_id: str, partition: str) -> None:
         """Audit trail, threat detection, the operators role, the password policy and the web ACLs."""
         env, sec = config.name, config.security
-        critical = [self.storage.outputs.bucket_arns[name] for name, b in config.storage.buckets.items() if b.replicate]
+        # Object-level events for the critical (replicated) buckets and for the state, which holds the secrets.
+        audited = [self.storage.outputs.bucket_arns[name] for name, b in config.storage.buckets.items() if b.replicate]
+        audited.append(f"arn:{partition}:s3:::{config.state.bucket}")
         self.audit = Audit(
             self,
             "audit",
@@ -202,7 +213,7 @@ class EnvironmentStack(TerraformStack):
                 log_retention_days=sec.cloudtrail_log_retention_days,
                 logs_bucket_name=self.storage.outputs.logs_bucket_name,
                 logs_bucket_prefix=self.storage.outputs.cloudtrail_log_prefix,
-                data_event_bucket_arns=critical,
+                data_event_bucket_arns=audited,
                 role_name=resource_name(env, "cloudtrail-logs", kind="iam_role"),
                 enable_security_hub=sec.enable_security_hub,
                 security_hub_standards=sec.security_hub_standards,
@@ -325,9 +336,110 @@ class EnvironmentStack(TerraformStack):
             "elasticache_subnet_group_name": (out.elasticache_subnet_group_name, "ElastiCache subnet group"),
             "nat_gateway_ids": (out.nat_gateway_ids, "IDs of the NAT gateways"),
             "nat_public_ips": (out.nat_public_ips, "Public IPs of the NAT gateways (egress allow-lists)"),
+            "application_security_group_id": (out.application_security_group_id, "Security group of the app tasks"),
+        }
+        storage = self.storage.outputs
+        described |= {
+            f"{name.replace('-', '_')}_bucket_name": (bucket, f"S3 bucket: {name}")
+            for name, bucket in storage.bucket_names.items()
+        }
+        described |= {
+            "logs_bucket_name": (storage.logs_bucket_name, "S3 bucket for ALB (alb/), CloudFront (cloudfront/) logs"),
+            "jwt_secret_arn": (self.secrets["jwt_secret"].arn, "Secret: the API's JWT signing secret"),
+            "operators_role_arn": (self.operators.role_arn, "Role operators assume (MFA required)"),
+            "regional_web_acl_arn": (self.web_acls["REGIONAL"].arn, "WAF web ACL for the load balancers"),
+            "cloudfront_web_acl_arn": (self.web_acls["CLOUDFRONT"].arn, "WAF web ACL for CloudFront (us-east-1)"),
+            "data_kms_key_arn": (self.keys.data.arn, "KMS key for RDS, ElastiCache, DynamoDB, Secrets Manager"),
+            "storage_kms_key_arn": (self.keys.storage.arn, "KMS key for the S3 buckets"),
+            "logs_kms_key_arn": (self.keys.logs.arn, "KMS key for CloudWatch Logs and CloudTrail"),
         }
         for name, (value, description) in described.items():
             TerraformOutput(self, name, value=value, description=description)
+
+    def _database(self, config: EnvironmentConfig, account_id: str, partition: str) -> Database:
+        """PostgreSQL behind RDS Proxy, Redis and the sessions table; their endpoints become outputs."""
+        env, db, cache, sessions = config.name, config.database, config.cache, config.sessions
+        database = Database(
+            self,
+            "database",
+            props=DatabaseProps(
+                postgres=PostgresProps(
+                    identifier=resource_name(env, "postgres"),
+                    engine_version=db.engine_version,
+                    instance_class=db.instance_class,
+                    allocated_storage_gb=db.allocated_storage_gb,
+                    max_allocated_storage_gb=db.max_allocated_storage_gb,
+                    multi_az=db.multi_az,
+                    read_replicas=db.read_replicas,
+                    database_name=db.database_name,
+                    master_username=db.master_username,
+                    backup_retention_days=db.backup_retention_days,
+                    backup_window=db.backup_window,
+                    maintenance_window=db.maintenance_window,
+                    deletion_protection=db.deletion_protection,
+                    cross_region_backups=db.cross_region_backups,
+                    monitoring_interval_seconds=db.monitoring_interval_seconds,
+                    performance_insights_retention_days=db.performance_insights_retention_days,
+                    log_min_duration_statement_ms=db.log_min_duration_statement_ms,
+                    log_retention_days=db.log_retention_days,
+                    proxy=ProxyProps(
+                        max_connections_percent=db.proxy_max_connections_percent,
+                        max_idle_connections_percent=db.proxy_max_idle_connections_percent,
+                        connection_borrow_timeout_seconds=db.proxy_connection_borrow_timeout_seconds,
+                        idle_client_timeout_seconds=db.proxy_idle_client_timeout_seconds,
+                    ),
+                    account_id=account_id,
+                    partition=partition,
+                ),
+                cache=CacheProps(
+                    replication_group_id=resource_name(env, "redis"),
+                    node_type=cache.node_type,
+                    engine_version=cache.engine_version,
+                    shards=cache.shards,
+                    replicas_per_shard=cache.replicas_per_shard,
+                    snapshot_retention_days=cache.snapshot_retention_days,
+                    snapshot_window=cache.snapshot_window,
+                    maintenance_window=cache.maintenance_window,
+                    final_snapshot=cache.final_snapshot,
+                    log_group_prefix=f"{log_group_prefix(env)}/elasticache/redis",
+                    log_retention_days=cache.log_retention_days,
+                    region=config.region,
+                    account_id=account_id,
+                    partition=partition,
+                ),
+                sessions=(
+                    SessionsTableProps(
+                        name=resource_name(env, "sessions"),
+                        ttl_attribute=sessions.ttl_attribute,
+                        deletion_protection=sessions.deletion_protection,
+                    )
+                    if sessions.enabled
+                    else None
+                ),
+            ),
+            network=self.networking.outputs,
+            keys=self.keys,
+            credentials=self.secrets["db_credentials"],
+            password=self.variables["db_password"].string_value,
+            dr_provider=self.dr_provider,
+        )
+        pg, redis = database.postgres, database.cache
+        described = {
+            "database_proxy_endpoint": (pg.proxy_endpoint, "RDS Proxy endpoint: the application's PostgreSQL host"),
+            "database_endpoint": (pg.endpoint, "Primary instance address (migrations, administration)"),
+            "database_replica_endpoints": (pg.replica_endpoints, "Addresses of the read replicas"),
+            "database_port": (pg.port, "PostgreSQL port"),
+            "database_name": (db.database_name, "Database created with the instance"),
+            "database_credentials_secret_arn": (self.secrets["db_credentials"].arn, "Master credentials secret"),
+            "cache_configuration_endpoint": (redis.configuration_endpoint, "Redis cluster configuration endpoint"),
+            "cache_port": (redis.port, "Redis port (TLS)"),
+            "cache_user_name": (redis.app_user_name, "Redis user the application authenticates as (IAM)"),
+        }
+        if database.sessions is not None:
+            described["sessions_table_name"] = (database.sessions.name, "DynamoDB sessions table")
+        for name, (value, description) in described.items():
+            TerraformOutput(self, name, value=value, description=description)
+        return database
 
 
 class StateBackendStack(TerraformStack):

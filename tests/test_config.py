@@ -60,6 +60,7 @@ def test_schema_defaults_match_the_dataclass_defaults() -> None:
         "state": cfg.StateConfig,
         "database": cfg.DatabaseConfig,
         "cache": cfg.CacheConfig,
+        "sessions": cfg.SessionsConfig,
         "compute": cfg.ComputeConfig,
         "networking": cfg.NetworkingConfig,
         "security": cfg.SecurityConfig,
@@ -132,6 +133,22 @@ def test_plan_subnets_returns_none_when_they_do_not_fit() -> None:
     vpc = ipaddress.IPv4Network("10.0.0.0/22")
     assert cfg.plan_subnets(vpc, 2, {"public": 24, "private": 20, "isolated": 24}) is None
     assert cfg.plan_subnets(vpc, 2, {"public": 25, "private": 24, "isolated": 25}) is not None
+
+
+@pytest.mark.parametrize(
+    ("daily", "weekly", "overlap"),
+    [
+        ("03:00-04:00", "sun:04:30-sun:05:30", False),
+        ("03:00-04:00", "wed:03:30-wed:04:30", True),
+        ("23:30-00:30", "mon:00:00-mon:01:00", True),  # the daily window wraps midnight
+        ("00:00-01:00", "sun:23:30-mon:00:30", True),  # the weekly window wraps the week
+        ("02:00-03:00", "sun:23:30-mon:00:30", False),
+    ],
+)
+def test_maintenance_and_backup_windows_overlap_across_midnight_and_the_week(
+    daily: str, weekly: str, overlap: bool
+) -> None:
+    assert cfg.windows_overlap(cfg.daily_window_minutes(daily), cfg.weekly_window_minutes(weekly)) is overlap
 
 
 # --- bad input, through the real command line ---------------------------------------------------
@@ -289,6 +306,52 @@ BAD_INPUTS: dict[str, tuple[str, Callable[[dict], None] | None, list[str]]] = {
         "staging",
         set_path("environment", value="prod"),
         ["environments/staging.json: $.environment: 'prod' does not match the file name 'staging'"],
+    ),
+    "database minor version pinned, bad insights retention, idle pool above the maximum": (
+        "dev",
+        lambda d: d["database"].update(
+            engine_version="16.4", performance_insights_retention_days=10, proxy_max_idle_connections_percent=95
+        ),
+        [
+            "environments/dev.json: $.database.engine_version: '16.4' pins a minor version: give the major version "
+            "only ('16'), minor versions are upgraded automatically",
+            "environments/dev.json: $.database.performance_insights_retention_days: 10 is neither 7 nor a multiple "
+            "of 31 (Performance Insights retention)",
+            "environments/dev.json: $.database.proxy_max_idle_connections_percent: 95 exceeds "
+            "proxy_max_connections_percent 90",
+        ],
+    ),
+    "database and cache windows overlap, backup window too short": (
+        "staging",
+        lambda d: (
+            d["database"].update(backup_window="04:00-04:20", maintenance_window="sun:04:10-sun:05:00"),
+            d["cache"].update(snapshot_window="06:00-07:00", maintenance_window="sat:23:30-sun:06:30"),
+        ),
+        [
+            "environments/staging.json: $.database.maintenance_window: sun:04:10-sun:05:00 overlaps backup_window "
+            "04:00-04:20 (RDS rejects overlapping windows)",
+            "environments/staging.json: $.database.backup_window: 04:00-04:20 is shorter than 30 minutes",
+            "environments/staging.json: $.cache.maintenance_window: sat:23:30-sun:06:30 overlaps snapshot_window "
+            "06:00-07:00 (ElastiCache rejects overlapping windows)",
+        ],
+    ),
+    "prod without replicas, DR backups, cache failover or protected sessions": (
+        "prod",
+        lambda d: (
+            d["database"].update(read_replicas=0, cross_region_backups=False),
+            d["cache"].update(replicas_per_shard=0),
+            d["sessions"].update(deletion_protection=False),
+        ),
+        [
+            "environments/prod.json: $.database.read_replicas: must be at least 1 in prod: production reads scale "
+            "out to a replica",
+            "environments/prod.json: $.database.cross_region_backups: must be true in prod: backups are replicated "
+            "to the DR region",
+            "environments/prod.json: $.cache.replicas_per_shard: must be at least 1 in prod: every shard needs a "
+            "replica to fail over to",
+            "environments/prod.json: $.sessions.deletion_protection: must be true in prod: production data is "
+            "deletion-protected",
+        ],
     ),
     "missing file": ("dev", None, ["environments/dev.json: file not found"]),
 }

@@ -141,10 +141,7 @@ def test_every_role_trust_names_one_principal_kind_and_services_are_scoped_to_th
             (principal,) = statement["principals"]
             if principal["type"] == "Service":
                 variables = {c["variable"] for c in statement.get("condition", [])}
-                # Enhanced monitoring's trust cannot be scoped: AWS documents no condition keys for it.
-                assert variables & {"aws:SourceAccount", "aws:SourceArn"} or principal["identifiers"] == [
-                    "monitoring.rds.amazonaws.com"
-                ], name
+                assert variables & {"aws:SourceAccount", "aws:SourceArn"}, name
             else:
                 assert principal["identifiers"] == [ACCOUNT_ROOT], name
 
@@ -239,14 +236,16 @@ def test_trail_is_multi_region_validated_encrypted_and_delivers_to_s3_and_cloudw
     assert grant["resources"] == [Stack.ref("aws_cloudwatch_log_group", group_name, "arn") + ":log-stream:*"]
 
 
-def test_trail_records_object_access_to_the_replicated_critical_buckets(stack: Stack, config) -> None:
+def test_trail_records_object_access_to_the_critical_buckets_and_the_state(stack: Stack, config) -> None:
     (trail,) = stack.resources("aws_cloudtrail").values()
     (selector,) = trail["event_selector"]
     assert selector["read_write_type"] == "All" and selector["include_management_events"] is True
     (data,) = selector["data_resource"]
     assert data["type"] == "AWS::S3::Object"
     documents = [n for n, b in stack.resources("aws_s3_bucket").items() if "-documents-$" in b["bucket"]]
-    assert data["values"] == [Stack.ref("aws_s3_bucket", documents[0], "arn") + "/"]
+    state = f"arn:${{data.aws_partition.partition.partition}}:s3:::{config.state.bucket}/"
+    # Who read the state matters: it holds the secrets' values.
+    assert data["values"] == [Stack.ref("aws_s3_bucket", documents[0], "arn") + "/", state]
 
 
 def test_security_hub_subscribes_to_the_configured_standards(stack: Stack, config: EnvironmentConfig) -> None:
@@ -318,3 +317,13 @@ def test_web_acl_blocks_with_managed_rules_and_rate_limit_and_logs_encrypted(sta
     assert group.get("provider") == acl.get("provider")
     redacted = {f["single_header"]["name"] for f in logging["redacted_fields"]}
     assert redacted == {"authorization", "cookie"}
+
+
+def test_stack_outputs_expose_arns_and_names_never_values(stack: Stack, config: EnvironmentConfig) -> None:
+    outputs = stack.json["output"]
+    for name in ("jwt_secret_arn", "operators_role_arn", "regional_web_acl_arn", "cloudfront_web_acl_arn",
+                 "data_kms_key_arn", "storage_kms_key_arn", "logs_kms_key_arn", "logs_bucket_name"):  # fmt: skip
+        assert outputs[name]["description"], name
+    assert outputs["jwt_secret_arn"]["value"].endswith(".arn}")
+    assert all(f"{b.replace('-', '_')}_bucket_name" in outputs for b in config.storage.buckets)
+    assert not any("var." in str(o["value"]) for o in outputs.values())

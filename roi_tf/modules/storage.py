@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cdktf import TerraformProvider
@@ -181,7 +181,13 @@ class Storage(Construct):
             provider=provider,
         )
 
-    def _logs_bucket(self, id: str, name: str, statements, provider: TerraformProvider | None = None) -> SecureBucket:
+    def _logs_bucket(
+        self,
+        id: str,
+        name: str,
+        statements: Callable[[str], list[Statement]],  # bucket ARN -> who may deliver logs here
+        provider: TerraformProvider | None = None,
+    ) -> SecureBucket:
         p = self._props
         bucket_arn = f"arn:{p.partition}:s3:::{name}"
         return SecureBucket(

@@ -42,9 +42,6 @@ class ServiceRoleProps:
     # Its permissions, as one inline policy; default: none (for roles that only get managed policies).
     statements: Sequence[Statement] = ()
     policy_name: str = "permissions"
-    # Confused-deputy guard: only requests on behalf of this account. A few services (RDS Enhanced
-    # Monitoring) send no aws:SourceAccount; they must say so by turning this off.
-    scope_to_account: bool = True
 
 
 class ServiceRole(Construct):
@@ -62,7 +59,8 @@ class ServiceRole(Construct):
                     actions=["sts:AssumeRole"],
                     resources=[],
                     principals={"Service": [p.service]},
-                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]} if p.scope_to_account else {},
+                    # Confused-deputy guard: only the service acting for this account.
+                    conditions={("StringEquals", "aws:SourceAccount"): [p.account_id]},
                 )
             ],
         )

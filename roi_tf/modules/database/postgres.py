@@ -1,0 +1,361 @@
+"""RDS PostgreSQL: a Multi-AZ primary, read replicas, backups replicated to the DR region, and RDS Proxy.
+
+Mirrors terraform-aws-modules/rds (names of inputs and outputs) with secure defaults: encrypted with the
+data key, reachable only from the application and the proxy, TLS and IAM authentication, every log exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import TerraformProvider, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.db_instance import DbInstance
+from cdktf_cdktf_provider_aws.db_instance_automated_backups_replication import (
+    DbInstanceAutomatedBackupsReplication,
+)
+from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
+from cdktf_cdktf_provider_aws.db_proxy import DbProxy, DbProxyAuth
+from cdktf_cdktf_provider_aws.db_proxy_default_target_group import (
+    DbProxyDefaultTargetGroup,
+    DbProxyDefaultTargetGroupConnectionPoolConfig,
+)
+from cdktf_cdktf_provider_aws.db_proxy_target import DbProxyTarget
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from constructs import Construct
+
+from roi_tf.modules.database.rules import allow
+from roi_tf.modules.networking import NetworkOutputs
+from roi_tf.modules.security import KmsKey, Secret, ServiceRole, ServiceRoleProps
+
+POSTGRES_PORT = 5432
+LOG_EXPORTS = ("postgresql", "upgrade")
+# The current RSA 2048 CA (the default CA of new instances since 2024; rds-ca-2019 has expired).
+CA_CERTIFICATE = "rds-ca-rsa2048-g1"
+# AWS's policy for Enhanced Monitoring: it writes only to the RDSOSMetrics log group.
+ENHANCED_MONITORING_POLICY = "service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyProps:
+    """Connection pooling of the RDS Proxy in front of the primary."""
+
+    max_connections_percent: int = 90  # default: 10% of max_connections stay free for direct admin sessions
+    max_idle_connections_percent: int = 50  # default: half the pool stays warm when idle
+    connection_borrow_timeout_seconds: int = 120  # default: a client waits up to 2 minutes for a connection
+    idle_client_timeout_seconds: int = 1800  # default: idle clients are disconnected after 30 minutes
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresProps:
+    """Inputs of the PostgreSQL database (mirrors terraform-aws-modules/rds)."""
+
+    # "roi-systems-<env>-postgres": the primary; replicas, log groups, proxy and roles are named after it.
+    identifier: str
+    engine_version: str  # major version only ("16"): minor versions are upgraded in the maintenance window
+    instance_class: str
+    allocated_storage_gb: int = 20
+    max_allocated_storage_gb: int = 100  # default: gp3 storage grows automatically up to 100 GB
+    multi_az: bool = True  # default: a synchronous standby in a second AZ
+    read_replicas: int = 0  # default: no replica
+    database_name: str = "roi"
+    master_username: str = "roi_admin"
+    backup_retention_days: int = 7
+    backup_window: str = "03:00-04:00"
+    maintenance_window: str = "sun:04:30-sun:05:30"
+    deletion_protection: bool = True  # default: deletion refused, a final snapshot and the backups kept
+    cross_region_backups: bool = False  # default: automated backups stay in the primary region
+    monitoring_interval_seconds: int = 60
+    performance_insights_retention_days: int = 7  # default: the free tier
+    log_min_duration_statement_ms: int = 1000  # default: statements slower than a second are logged
+    log_retention_days: int = 90
+    proxy: ProxyProps = ProxyProps()
+    account_id: str
+    partition: str = "aws"
+
+
+class Postgres(Construct):
+    """PostgreSQL in the isolated subnets, reachable on 5432 only from the application and RDS Proxy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: PostgresProps,
+        network: NetworkOutputs,
+        data_key: KmsKey,
+        logs_key: KmsKey,
+        dr_data_key: KmsKey,  # encrypts the automated backups replicated to the DR region
+        dr_provider: TerraformProvider,
+        password: str,  # a reference to the sensitive variable, never a literal
+        credentials: Secret,  # {"username", "password"} of the master user, for RDS Proxy
+    ) -> None:
+        super().__init__(scope, id)
+        if "${" not in password:
+            raise ValueError(f"{props.identifier}: the master password must come from a sensitive variable")
+        p = self._props = props
+        name = p.identifier
+
+        self.security_group = SecurityGroup(
+            self,
+            "security_group",
+            name=name,
+            description=f"{name}: PostgreSQL from the application and RDS Proxy only",
+            vpc_id=network.vpc_id,
+            tags={"Name": name},
+        )
+        self.proxy_security_group = SecurityGroup(
+            self,
+            "proxy_security_group",
+            name=f"{name}-proxy",
+            description=f"{name} RDS Proxy: PostgreSQL from the application only",
+            vpc_id=network.vpc_id,
+            tags={"Name": f"{name}-proxy"},
+        )
+        app = network.application_security_group_id
+        # No other rule: the instances and the proxy only answer, and security groups are stateful.
+        allow(
+            self,
+            "app_to_proxy",
+            source=app,
+            destination=self.proxy_security_group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: application to RDS Proxy",
+        )
+        allow(
+            self,
+            "proxy_to_database",
+            source=self.proxy_security_group.id,
+            destination=self.security_group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: RDS Proxy to the database",
+        )
+        # Direct access stays open for migrations and sessions the proxy would pin anyway.
+        allow(
+            self,
+            "app_to_database",
+            source=app,
+            destination=self.security_group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: application to the database (migrations)",
+        )
+
+        family = f"postgres{p.engine_version.split('.')[0]}"
+        self.parameter_group = DbParameterGroup(
+            self,
+            "parameter_group",
+            name=f"{name}-{family}",
+            family=family,
+            description=f"{name}: TLS only, slow-statement and DDL logging",
+            parameter=[
+                DbParameterGroupParameter(name="rds.force_ssl", value="1", apply_method="pending-reboot"),
+                DbParameterGroupParameter(
+                    name="log_min_duration_statement", value=str(p.log_min_duration_statement_ms)
+                ),
+                # DDL only: "all" would write every bind value (personal data) into the logs.
+                DbParameterGroupParameter(name="log_statement", value="ddl"),
+                DbParameterGroupParameter(name="log_connections", value="1"),
+                DbParameterGroupParameter(name="log_disconnections", value="1"),
+                DbParameterGroupParameter(name="log_lock_waits", value="1"),
+                DbParameterGroupParameter(name="log_temp_files", value="0"),
+            ],
+            tags={"Name": f"{name}-{family}"},
+            # A major upgrade brings a new family: the new group must exist before the old one goes.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+
+        self.monitoring_role = ServiceRole(
+            self,
+            "monitoring_role",
+            props=ServiceRoleProps(
+                name=f"{name}-monitoring",
+                description=f"Enhanced Monitoring of {name} and its replicas",
+                service="monitoring.rds.amazonaws.com",
+                account_id=p.account_id,
+            ),
+        )
+        monitoring_policy = IamRolePolicyAttachment(
+            self,
+            "monitoring_policy",
+            role=self.monitoring_role.name,
+            policy_arn=f"arn:{p.partition}:iam::aws:policy/{ENHANCED_MONITORING_POLICY}",
+        )
+
+        self.primary = self._instance(
+            "primary",
+            name,
+            data_key,
+            logs_key,
+            monitoring_policy,
+            engine="postgres",
+            engine_version=p.engine_version,
+            allocated_storage=p.allocated_storage_gb,
+            db_name=p.database_name,
+            username=p.master_username,
+            password=password,
+            db_subnet_group_name=network.database_subnet_group_name,
+            multi_az=p.multi_az,
+            allow_major_version_upgrade=False,
+            backup_retention_period=p.backup_retention_days,
+            backup_window=p.backup_window,
+            skip_final_snapshot=not p.deletion_protection,
+            final_snapshot_identifier=f"{name}-final" if p.deletion_protection else None,
+            # Where data is protected, its backups outlive an accidental destroy (restorable for their retention).
+            delete_automated_backups=not p.deletion_protection,
+        )
+        # Same-region replicas live in the primary's subnet group and VPC (RDS requires it).
+        self.replicas = [
+            self._instance(
+                f"replica_{i}",
+                f"{name}-replica-{i}",
+                data_key,
+                logs_key,
+                monitoring_policy,
+                replicate_source_db=self.primary.identifier,
+                # A replica fails over by promotion; the primary's standby is the Multi-AZ copy.
+                multi_az=False,
+                skip_final_snapshot=True,
+            )
+            for i in range(p.read_replicas)
+        ]
+
+        self.backup_replication = None
+        if p.cross_region_backups:
+            self.backup_replication = DbInstanceAutomatedBackupsReplication(
+                self,
+                "backup_replication",
+                source_db_instance_arn=self.primary.arn,
+                kms_key_id=dr_data_key.arn,
+                retention_period=p.backup_retention_days,
+                provider=dr_provider,
+            )
+
+        self.proxy = self._proxy(network, credentials, logs_key)
+        self.endpoint = self.primary.address
+        self.port = POSTGRES_PORT
+        self.replica_endpoints = [r.address for r in self.replicas]
+        self.proxy_endpoint = self.proxy.endpoint
+
+    def _log_groups(self, id: str, identifier: str, logs_key: KmsKey) -> list[CloudwatchLogGroup]:
+        """The groups RDS would otherwise create itself, unencrypted and kept forever."""
+        return [
+            CloudwatchLogGroup(
+                self,
+                f"{id}_{export}_log_group",
+                name=f"/aws/rds/instance/{identifier}/{export}",
+                retention_in_days=self._props.log_retention_days,
+                kms_key_id=logs_key.arn,
+                tags={"Name": f"{identifier}-{export}"},
+            )
+            for export in LOG_EXPORTS
+        ]
+
+    def _instance(
+        self,
+        id: str,
+        identifier: str,
+        data_key: KmsKey,
+        logs_key: KmsKey,
+        monitoring_policy: IamRolePolicyAttachment,
+        **specific: object,
+    ) -> DbInstance:
+        """The settings the primary and every replica share, plus ``specific``."""
+        p = self._props
+        log_groups = self._log_groups(id, identifier, logs_key)
+        return DbInstance(
+            self,
+            id,
+            identifier=identifier,
+            instance_class=p.instance_class,
+            storage_type="gp3",
+            max_allocated_storage=p.max_allocated_storage_gb,
+            storage_encrypted=True,
+            kms_key_id=data_key.arn,
+            port=POSTGRES_PORT,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            parameter_group_name=self.parameter_group.name,
+            iam_database_authentication_enabled=True,
+            ca_cert_identifier=CA_CERTIFICATE,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=data_key.arn,
+            performance_insights_retention_period=p.performance_insights_retention_days,
+            monitoring_interval=p.monitoring_interval_seconds,
+            monitoring_role_arn=self.monitoring_role.arn,
+            auto_minor_version_upgrade=True,
+            copy_tags_to_snapshot=True,
+            maintenance_window=p.maintenance_window,
+            deletion_protection=p.deletion_protection,
+            # Changes wait for the maintenance window unless an operator applies them by hand.
+            apply_immediately=False,
+            tags={"Name": identifier},
+            # RDS must find its log groups (encrypted, with retention) and a working monitoring role.
+            depends_on=[*log_groups, monitoring_policy],
+            **specific,  # type: ignore[arg-type]
+        )
+
+    def _proxy(self, network: NetworkOutputs, credentials: Secret, logs_key: KmsKey) -> DbProxy:
+        """RDS Proxy: TLS and IAM authentication from clients, the master secret towards the database."""
+        p = self._props
+        name = p.identifier
+        CloudwatchLogGroup(
+            self,
+            "proxy_log_group",
+            name=f"/aws/rds/proxy/{name}",
+            retention_in_days=p.log_retention_days,
+            kms_key_id=logs_key.arn,
+            tags={"Name": f"{name}-proxy"},
+        )
+        self.proxy_role = ServiceRole(
+            self,
+            "proxy_role",
+            props=ServiceRoleProps(
+                name=f"{name}-proxy",
+                description=f"RDS Proxy of {name} reads the master credentials",
+                service="rds.amazonaws.com",
+                account_id=p.account_id,
+            ),
+        )
+        credentials.grant_read(self.proxy_role.role)
+        proxy = DbProxy(
+            self,
+            "proxy",
+            name=name,
+            engine_family="POSTGRESQL",
+            role_arn=self.proxy_role.arn,
+            vpc_subnet_ids=network.database_subnet_ids,
+            vpc_security_group_ids=[self.proxy_security_group.id],
+            require_tls=True,
+            idle_client_timeout=p.proxy.idle_client_timeout_seconds,
+            debug_logging=False,  # it would log statements, with their data
+            auth=[
+                DbProxyAuth(
+                    auth_scheme="SECRETS",
+                    iam_auth="REQUIRED",
+                    secret_arn=credentials.arn,
+                    description="Master credentials; clients authenticate with IAM tokens",
+                )
+            ],
+            tags={"Name": f"{name}-proxy"},
+        )
+        target_group = DbProxyDefaultTargetGroup(
+            self,
+            "proxy_target_group",
+            db_proxy_name=proxy.name,
+            connection_pool_config=DbProxyDefaultTargetGroupConnectionPoolConfig(
+                max_connections_percent=p.proxy.max_connections_percent,
+                max_idle_connections_percent=p.proxy.max_idle_connections_percent,
+                connection_borrow_timeout=p.proxy.connection_borrow_timeout_seconds,
+            ),
+        )
+        DbProxyTarget(
+            self,
+            "proxy_target",
+            db_proxy_name=proxy.name,
+            target_group_name=target_group.name,
+            db_instance_identifier=self.primary.identifier,
+        )
+        return proxy
