@@ -353,6 +353,45 @@ BAD_INPUTS: dict[str, tuple[str, Callable[[dict], None] | None, list[str]]] = {
             "deletion-protected",
         ],
     ),
+    "prod operators without MFA and documents not replicated": (
+        "prod",
+        lambda d: (
+            d["security"].update(operators_require_mfa=False),
+            d["storage"]["buckets"]["documents"].update(replicate=False),
+        ),
+        [
+            "environments/prod.json: $.security.operators_require_mfa: must be true in prod: MFA is required for "
+            "production access",
+            "environments/prod.json: $.storage.buckets.documents.replicate: must be true in prod: documents are "
+            "replicated to the DR region",
+        ],
+    ),
+    "force_destroy outside dev": (
+        "staging",
+        set_path("storage", "force_destroy", value=True),
+        [
+            "environments/staging.json: $.storage.force_destroy: must be false in staging: only dev may empty "
+            "buckets on destroy"
+        ],
+    ),
+    "noncurrent versions expire before they reach Glacier": (
+        "dev",
+        set_path("storage", "noncurrent_expiration_days", value=30),
+        [
+            "environments/dev.json: $.storage.noncurrent_expiration_days: 30 must be greater than "
+            "noncurrent_glacier_days 30 (S3 rejects an expiration before the transition)"
+        ],
+    ),
+    "bucket name too long for the replica name": (
+        "dev",
+        lambda d: d["storage"]["buckets"].update({"a-very-long-bucket-name": {"description": "x"}}),
+        ["environments/dev.json: $.storage.buckets: 'a-very-long-bucket-name' does not match '^[a-z][a-z0-9-]{1,16}$'"],
+    ),
+    "documents bucket missing": (
+        "staging",
+        lambda d: d["storage"]["buckets"].pop("documents"),
+        ["environments/staging.json: $.storage.buckets: 'documents' is a required property"],
+    ),
     "missing file": ("dev", None, ["environments/dev.json: file not found"]),
 }
 
