@@ -137,6 +137,8 @@ class DatabaseConfig:
     backup_window: str = "03:00-04:00"  # UTC
     maintenance_window: str = "sun:04:30-sun:05:30"  # UTC, after the backup window
     cross_region_backups: bool = False  # default: backups stay in the primary region
+    # A read replica in dr_region, promoted when the primary region fails; default: none (restore from backups).
+    cross_region_replica: bool = False
     master_username: str = "roi_admin"
     database_name: str = "roi"
     monitoring_interval_seconds: int = 60
@@ -228,6 +230,8 @@ class EnvironmentConfig:
     sessions: SessionsConfig
     security: SecurityConfig
     storage: StorageConfig
+    # The standby VPC in dr_region; default: none (only copies of data live there).
+    dr_networking: NetworkingConfig | None = None
     description: str = ""
     allowed_account_ids: tuple[str, ...] = ()  # default: any account
 
@@ -360,6 +364,7 @@ class _Loader:
 
         state = StateConfig(**self.section(data, "state"))
         networking = self._networking(self.section(data, "networking"))
+        dr_networking = self._dr_networking(data, networking)
         compute = self._compute(self.section(data, "compute"))
         database = DatabaseConfig(**self.section(data, "database"))
         cache = CacheConfig(**self.section(data, "cache"))
@@ -367,6 +372,11 @@ class _Loader:
         security = self._security(self.section(data, "security"))
         storage = self._storage(expected_name, self.section(data, "storage"))
         self._check_database(database)
+        if database.cross_region_replica and "dr_networking" not in data:
+            self.problem(
+                "$.database.cross_region_replica",
+                "needs dr_networking: the replica lives in a VPC in dr_region",
+            )
         self._check_cache(cache)
         self._check_production(expected_name, networking, database, cache, sessions, security, storage)
         if self.problems or networking is None or compute is None:
@@ -389,29 +399,30 @@ class _Loader:
             sessions=sessions,
             security=security,
             storage=storage,
+            dr_networking=dr_networking,
         )
 
-    def _networking(self, raw: dict[str, Any]) -> NetworkingConfig | None:
+    def _networking(self, raw: dict[str, Any], where: str = "$.networking") -> NetworkingConfig | None:
         try:
             vpc_cidr = ipaddress.IPv4Network(raw["vpc_cidr"])
         except ValueError as exc:
-            self.problem("$.networking.vpc_cidr", f"{raw['vpc_cidr']!r} is not a valid IPv4 network: {exc}")
+            self.problem(f"{where}.vpc_cidr", f"{raw['vpc_cidr']!r} is not a valid IPv4 network: {exc}")
             return None
         if not vpc_cidr.is_private:
-            self.problem("$.networking.vpc_cidr", f"{vpc_cidr} is not a private (RFC 1918) range")
+            self.problem(f"{where}.vpc_cidr", f"{vpc_cidr} is not a private (RFC 1918) range")
         if not 16 <= vpc_cidr.prefixlen <= 28:
-            self.problem("$.networking.vpc_cidr", f"/{vpc_cidr.prefixlen} is outside the VPC limits /16 to /28")
+            self.problem(f"{where}.vpc_cidr", f"/{vpc_cidr.prefixlen} is outside the VPC limits /16 to /28")
 
         az_count, nat_count = raw["az_count"], raw["nat_gateway_count"]
         zone_ids = tuple(raw["availability_zone_ids"])
         if len(zone_ids) != az_count:
             self.problem(
-                "$.networking.availability_zone_ids",
+                f"{where}.availability_zone_ids",
                 f"lists {len(zone_ids)} zones but az_count is {az_count} (one zone ID per AZ)",
             )
         if nat_count > az_count:
             self.problem(
-                "$.networking.nat_gateway_count",
+                f"{where}.nat_gateway_count",
                 f"{nat_count} NAT gateways exceed az_count {az_count} (at most one per AZ)",
             )
 
@@ -424,7 +435,7 @@ class _Loader:
             needed = az_count * sum(1 << (32 - prefixes[tier]) for tier in SUBNET_TIERS)
             shape = ", ".join(f"{tier} /{prefixes[tier]}" for tier in SUBNET_TIERS)
             self.problem(
-                "$.networking.subnet_prefix_lengths",
+                f"{where}.subnet_prefix_lengths",
                 f"subnets do not fit in vpc_cidr {vpc_cidr}: {az_count} AZs x ({shape}) need {needed} "
                 f"addresses, the VPC holds {vpc_cidr.num_addresses}",
             )
@@ -439,6 +450,27 @@ class _Loader:
             flow_log_aggregation_seconds=raw["flow_log_aggregation_seconds"],
             interface_endpoints=tuple(raw["interface_endpoints"]),
         )
+
+    def _dr_networking(self, data: Mapping[str, Any], primary: NetworkingConfig | None) -> NetworkingConfig | None:
+        """The standby VPC in dr_region: the primary's layout and flow logs, no NAT gateways, no endpoints."""
+        if "dr_networking" not in data or primary is None:
+            return None
+        raw = data["dr_networking"]
+        merged = {
+            **self.section(data, "networking"),
+            "vpc_cidr": raw["vpc_cidr"],
+            "availability_zone_ids": raw["availability_zone_ids"],
+            "az_count": len(raw["availability_zone_ids"]),
+            "nat_gateway_count": 0,
+            "interface_endpoints": [],
+        }
+        dr = self._networking(merged, where="$.dr_networking")
+        if dr is not None and dr.vpc_cidr.overlaps(primary.vpc_cidr):
+            self.problem(
+                "$.dr_networking.vpc_cidr",
+                f"{dr.vpc_cidr} overlaps networking.vpc_cidr {primary.vpc_cidr} (the VPCs must be peerable)",
+            )
+        return dr
 
     def _compute(self, raw: dict[str, Any]) -> ComputeConfig | None:
         cpu, memory = raw["task_cpu"], raw["task_memory_mib"]

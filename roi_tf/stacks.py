@@ -190,6 +190,7 @@ class EnvironmentStack(TerraformStack):
                 partition=partition,
             ),
         )
+        self.dr_networking = self._dr_networking(config, account_id, partition)
         self.database = self._database(config, account_id, partition)
         self.storage = self._storage(config, account_id, partition)
         self._security(config, account_id, partition)
@@ -255,6 +256,34 @@ class EnvironmentStack(TerraformStack):
             )
             for scope in ("REGIONAL", "CLOUDFRONT")
         }
+
+    def _dr_networking(self, config: EnvironmentConfig, account_id: str, partition: str) -> Networking | None:
+        """The standby VPC in the DR region (no NAT, no endpoints): home of the cross-region database replica."""
+        net = config.dr_networking
+        if net is None:
+            return None
+        env = config.name
+        return Networking(
+            self,
+            "dr_networking",
+            props=NetworkingProps(
+                name=f"{prefix(env)}-dr",
+                region=config.dr_region,
+                vpc_cidr=str(net.vpc_cidr),
+                availability_zone_ids=net.availability_zone_ids,
+                subnet_plan=net.subnet_plan,
+                nat_gateway_count=0,
+                flow_log_group_name=f"{log_group_prefix(env)}/dr/vpc-flow-logs",
+                flow_log_retention_days=net.flow_log_retention_days,
+                flow_log_aggregation_seconds=net.flow_log_aggregation_seconds,
+                flow_log_kms_key_arn=self.keys.dr_logs.arn,
+                flow_log_role_name=resource_name(env, "dr-vpc-flow-logs", kind="iam_role"),
+                interface_endpoints=(),
+                account_id=account_id,
+                partition=partition,
+            ),
+            provider=self.dr_provider,
+        )
 
     def _storage(self, config: EnvironmentConfig, account_id: str, partition: str) -> Storage:
         s = config.storage
@@ -378,6 +407,7 @@ class EnvironmentStack(TerraformStack):
                     maintenance_window=db.maintenance_window,
                     deletion_protection=db.deletion_protection,
                     cross_region_backups=db.cross_region_backups,
+                    cross_region_replica=db.cross_region_replica,
                     monitoring_interval_seconds=db.monitoring_interval_seconds,
                     performance_insights_retention_days=db.performance_insights_retention_days,
                     log_min_duration_statement_ms=db.log_min_duration_statement_ms,
@@ -422,6 +452,7 @@ class EnvironmentStack(TerraformStack):
             credentials=self.secrets["db_credentials"],
             password=self.variables["db_password"].string_value,
             dr_provider=self.dr_provider,
+            dr_network=self.dr_networking.outputs if self.dr_networking else None,
         )
         pg, redis = database.postgres, database.cache
         described = {
@@ -435,6 +466,11 @@ class EnvironmentStack(TerraformStack):
             "cache_port": (redis.port, "Redis port (TLS)"),
             "cache_user_name": (redis.app_user_name, "Redis user the application authenticates as (IAM)"),
         }
+        if pg.dr_replica is not None:
+            described["database_dr_replica_endpoint"] = (
+                pg.dr_replica.address,
+                f"Address of the replica in {config.dr_region} (promote it to fail over)",
+            )
         if database.sessions is not None:
             described["sessions_table_name"] = (database.sessions.name, "DynamoDB sessions table")
         for name, (value, description) in described.items():

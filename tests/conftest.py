@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,25 @@ class Stack:
         found = self.find(rtype, **props)
         assert len(found) == 1, f"{self.name}: expected one {rtype} matching {props}, found {len(found)}"
         return found[0]
+
+    def excluding(self, *constructs: str) -> Stack:
+        """A view without the resources and data sources created under these construct paths."""
+        prefixes = tuple(f"{self.name}/{c}/" for c in constructs)
+        return self._view(lambda path: not path.startswith(prefixes))
+
+    def under(self, construct: str) -> Stack:
+        """A view of only the resources and data sources created under this construct path."""
+        return self._view(lambda path: path.startswith(f"{self.name}/{construct}/"))
+
+    def _view(self, keep: Callable[[str], bool]) -> Stack:
+        view = dict(self.json)
+        for block in ("resource", "data"):
+            view[block] = {
+                rtype: kept
+                for rtype, items in self.json.get(block, {}).items()
+                if (kept := {n: b for n, b in items.items() if keep(b["//"]["metadata"]["path"])})
+            }
+        return Stack(self.name, self.path, view)
 
     def kms_key(self, alias: str) -> tuple[str, dict[str, Any]]:
         """The KMS key behind an alias (``alias/roi-systems-<env>-<purpose>``)."""

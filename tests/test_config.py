@@ -392,6 +392,22 @@ BAD_INPUTS: dict[str, tuple[str, Callable[[dict], None] | None, list[str]]] = {
         lambda d: d["storage"]["buckets"].pop("documents"),
         ["environments/staging.json: $.storage.buckets: 'documents' is a required property"],
     ),
+    "cross-region replica without a standby VPC": (
+        "staging",
+        set_path("database", "cross_region_replica", value=True),
+        [
+            "environments/staging.json: $.database.cross_region_replica: needs dr_networking: the replica lives in "
+            "a VPC in dr_region"
+        ],
+    ),
+    "standby VPC overlapping the primary VPC": (
+        "prod",
+        set_path("dr_networking", "vpc_cidr", value="10.30.0.0/16"),
+        [
+            "environments/prod.json: $.dr_networking.vpc_cidr: 10.30.0.0/16 overlaps networking.vpc_cidr 10.30.0.0/16 "
+            "(the VPCs must be peerable)"
+        ],
+    ),
     "missing file": ("dev", None, ["environments/dev.json: file not found"]),
 }
 

@@ -14,6 +14,12 @@ PG, REDIS = 5432, 6379
 # --- helpers --------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def stack(stacks: dict[str, Stack], env: str) -> Stack:
+    """The primary region's database; the standby VPC and the cross-region replica: tests/test_dr.py."""
+    return stacks[env].excluding("dr_networking", "database/postgres/dr")
+
+
 def key_arn(stack: Stack, env: str, purpose: str) -> str:
     name, _ = stack.kms_key(f"alias/roi-systems-{env}-{purpose}")
     return Stack.ref("aws_kms_key", name, "arn")

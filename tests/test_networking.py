@@ -12,6 +12,12 @@ from roi_tf.config import EnvironmentConfig
 EXPECTED_NAT = {"dev": 1, "staging": 2, "prod": 2}
 
 
+@pytest.fixture
+def stack(stacks: dict[str, Stack], env: str) -> Stack:
+    """The primary region's network; the standby VPC in the DR region is covered by tests/test_dr.py."""
+    return stacks[env].excluding("dr_networking")
+
+
 def subnets_by_tier(stack: Stack) -> dict[str, list[dict]]:
     tiers: dict[str, list[dict]] = {"public": [], "private": [], "isolated": []}
     for body in stack.resources("aws_subnet").values():

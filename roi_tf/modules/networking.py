@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cdktf import TerraformProvider
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktf_cdktf_provider_aws.default_network_acl import DefaultNetworkAcl
@@ -37,6 +38,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from constructs import Construct
 
 from roi_tf.config import SubnetPlan
+from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import ServiceRole, ServiceRoleProps, Statement
 
 ANYWHERE = "0.0.0.0/0"
@@ -87,8 +89,17 @@ class NetworkOutputs:
 class Networking(Construct):
     """A VPC across ``az_count`` AZs with public, private and isolated tiers, secure by default."""
 
-    def __init__(self, scope: Construct, id: str, *, props: NetworkingProps) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: NetworkingProps,
+        provider: TerraformProvider | None = None,  # default: the stack's primary-region provider
+    ) -> None:
         super().__init__(scope, id)
+        if provider is not None:
+            use_provider(self, provider)
         self._props = props
         name = props.name
 

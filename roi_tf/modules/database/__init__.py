@@ -41,6 +41,7 @@ class Database(Construct):
         credentials: Secret,  # the master credentials secret, read by RDS Proxy
         password: str,  # the db_password variable
         dr_provider: TerraformProvider,
+        dr_network: NetworkOutputs | None = None,  # the standby VPC in the DR region, if any
     ) -> None:
         super().__init__(scope, id)
         self.postgres = Postgres(
@@ -54,6 +55,8 @@ class Database(Construct):
             dr_provider=dr_provider,
             password=password,
             credentials=credentials,
+            dr_network=dr_network,
+            dr_logs_key=keys.dr_logs,
         )
         self.cache = Cache(self, "cache", props=props.cache, network=network, data_key=keys.data, logs_key=keys.logs)
         self.sessions = SessionsTable(self, "sessions", props=props.sessions, key=keys.data) if props.sessions else None

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from roi_tf.modules.database.rules import allow
 from roi_tf.modules.networking import NetworkOutputs
+from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import KmsKey, Secret, ServiceRole, ServiceRoleProps
 
 POSTGRES_PORT = 5432
@@ -66,6 +67,8 @@ class PostgresProps:
     maintenance_window: str = "sun:04:30-sun:05:30"
     deletion_protection: bool = True  # default: deletion refused, a final snapshot and the backups kept
     cross_region_backups: bool = False  # default: automated backups stay in the primary region
+    # A read replica in the DR region, to promote when the primary region fails; default: none.
+    cross_region_replica: bool = False
     monitoring_interval_seconds: int = 60
     performance_insights_retention_days: int = 7  # default: the free tier
     log_min_duration_statement_ms: int = 1000  # default: statements slower than a second are logged
@@ -91,6 +94,8 @@ class Postgres(Construct):
         dr_provider: TerraformProvider,
         password: str,  # a reference to the sensitive variable, never a literal
         credentials: Secret,  # {"username", "password"} of the master user, for RDS Proxy
+        dr_network: NetworkOutputs | None = None,  # the standby VPC; required for cross_region_replica
+        dr_logs_key: KmsKey | None = None,  # encrypts the replica's log groups in the DR region
     ) -> None:
         super().__init__(scope, id)
         if "${" not in password:
@@ -142,29 +147,7 @@ class Postgres(Construct):
             description="PostgreSQL: application to the database (migrations)",
         )
 
-        family = f"postgres{p.engine_version.split('.')[0]}"
-        self.parameter_group = DbParameterGroup(
-            self,
-            "parameter_group",
-            name=f"{name}-{family}",
-            family=family,
-            description=f"{name}: TLS only, slow-statement and DDL logging",
-            parameter=[
-                DbParameterGroupParameter(name="rds.force_ssl", value="1", apply_method="pending-reboot"),
-                DbParameterGroupParameter(
-                    name="log_min_duration_statement", value=str(p.log_min_duration_statement_ms)
-                ),
-                # DDL only: "all" would write every bind value (personal data) into the logs.
-                DbParameterGroupParameter(name="log_statement", value="ddl"),
-                DbParameterGroupParameter(name="log_connections", value="1"),
-                DbParameterGroupParameter(name="log_disconnections", value="1"),
-                DbParameterGroupParameter(name="log_lock_waits", value="1"),
-                DbParameterGroupParameter(name="log_temp_files", value="0"),
-            ],
-            tags={"Name": f"{name}-{family}"},
-            # A major upgrade brings a new family: the new group must exist before the old one goes.
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.parameter_group = self._parameter_group(self)
 
         self.monitoring_role = ServiceRole(
             self,
@@ -232,17 +215,100 @@ class Postgres(Construct):
                 provider=dr_provider,
             )
 
+        self.dr_replica = None
+        if p.cross_region_replica:
+            if dr_network is None or dr_logs_key is None:
+                raise ValueError(f"{name}: a cross-region replica needs dr_network and dr_logs_key")
+            self.dr_replica = self._dr_replica(dr_network, dr_data_key, dr_logs_key, dr_provider, monitoring_policy)
+
         self.proxy = self._proxy(network, credentials, logs_key)
         self.endpoint = self.primary.address
         self.port = POSTGRES_PORT
         self.replica_endpoints = [r.address for r in self.replicas]
         self.proxy_endpoint = self.proxy.endpoint
 
-    def _log_groups(self, id: str, identifier: str, logs_key: KmsKey) -> list[CloudwatchLogGroup]:
+    def _dr_replica(
+        self,
+        network: NetworkOutputs,
+        key: KmsKey,
+        logs_key: KmsKey,
+        provider: TerraformProvider,
+        monitoring_policy: IamRolePolicyAttachment,
+    ) -> DbInstance:
+        """A replica in the standby VPC of the DR region: promote it when the primary region is lost."""
+        p = self._props
+        name = f"{p.identifier}-dr"
+        # Everything below lives in the DR region; the replica admits only the DR application group.
+        dr = Construct(self, "dr")
+        use_provider(dr, provider)
+        security_group = SecurityGroup(
+            dr,
+            "security_group",
+            name=name,
+            description=f"{name}: PostgreSQL from the application (DR region) only",
+            vpc_id=network.vpc_id,
+            tags={"Name": name},
+        )
+        allow(
+            dr,
+            "app_to_database",
+            source=network.application_security_group_id,
+            destination=security_group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: application (DR region) to the DR replica",
+        )
+        return self._instance(
+            "replica",
+            name,
+            key,
+            logs_key,
+            monitoring_policy,
+            scope=dr,
+            security_group=security_group,
+            parameter_group=self._parameter_group(dr),
+            # Cross-region sources are named by ARN; the replica is encrypted with the DR region's key.
+            replicate_source_db=self.primary.arn,
+            db_subnet_group_name=network.database_subnet_group_name,
+            multi_az=False,
+            # Promoted, it becomes the primary: it must already keep backups.
+            backup_retention_period=p.backup_retention_days,
+            backup_window=p.backup_window,
+            skip_final_snapshot=True,  # RDS takes no final snapshot of a replica
+        )
+
+    def _parameter_group(self, scope: Construct) -> DbParameterGroup:
+        """TLS only, slow statements and DDL logged; one per region (parameter groups are regional)."""
+        p = self._props
+        name = p.identifier
+        family = f"postgres{p.engine_version.split('.')[0]}"
+        return DbParameterGroup(
+            scope,
+            "parameter_group",
+            name=f"{name}-{family}",
+            family=family,
+            description=f"{name}: TLS only, slow-statement and DDL logging",
+            parameter=[
+                DbParameterGroupParameter(name="rds.force_ssl", value="1", apply_method="pending-reboot"),
+                DbParameterGroupParameter(
+                    name="log_min_duration_statement", value=str(p.log_min_duration_statement_ms)
+                ),
+                # DDL only: "all" would write every bind value (personal data) into the logs.
+                DbParameterGroupParameter(name="log_statement", value="ddl"),
+                DbParameterGroupParameter(name="log_connections", value="1"),
+                DbParameterGroupParameter(name="log_disconnections", value="1"),
+                DbParameterGroupParameter(name="log_lock_waits", value="1"),
+                DbParameterGroupParameter(name="log_temp_files", value="0"),
+            ],
+            tags={"Name": f"{name}-{family}"},
+            # A major upgrade brings a new family: the new group must exist before the old one goes.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+
+    def _log_groups(self, scope: Construct, id: str, identifier: str, logs_key: KmsKey) -> list[CloudwatchLogGroup]:
         """The groups RDS would otherwise create itself, unencrypted and kept forever."""
         return [
             CloudwatchLogGroup(
-                self,
+                scope,
                 f"{id}_{export}_log_group",
                 name=f"/aws/rds/instance/{identifier}/{export}",
                 retention_in_days=self._props.log_retention_days,
@@ -259,13 +325,18 @@ class Postgres(Construct):
         data_key: KmsKey,
         logs_key: KmsKey,
         monitoring_policy: IamRolePolicyAttachment,
+        *,
+        scope: Construct | None = None,  # default: this construct (primary region)
+        security_group: SecurityGroup | None = None,  # default: the primary region's database group
+        parameter_group: DbParameterGroup | None = None,  # default: the primary region's parameter group
         **specific: object,
     ) -> DbInstance:
         """The settings the primary and every replica share, plus ``specific``."""
         p = self._props
-        log_groups = self._log_groups(id, identifier, logs_key)
+        scope = scope or self
+        log_groups = self._log_groups(scope, id, identifier, logs_key)
         return DbInstance(
-            self,
+            scope,
             id,
             identifier=identifier,
             instance_class=p.instance_class,
@@ -274,9 +345,9 @@ class Postgres(Construct):
             storage_encrypted=True,
             kms_key_id=data_key.arn,
             port=POSTGRES_PORT,
-            vpc_security_group_ids=[self.security_group.id],
+            vpc_security_group_ids=[(security_group or self.security_group).id],
             publicly_accessible=False,
-            parameter_group_name=self.parameter_group.name,
+            parameter_group_name=(parameter_group or self.parameter_group).name,
             iam_database_authentication_enabled=True,
             ca_cert_identifier=CA_CERTIFICATE,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),

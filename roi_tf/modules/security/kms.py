@@ -120,7 +120,7 @@ class EncryptionKeysProps:
 
 
 class EncryptionKeys(Construct):
-    """The environment's keys: ``data``, ``storage``, ``logs``; ``dr_data``/``dr_storage`` in the DR region.
+    """The environment's keys: ``data``, ``storage``, ``logs``; ``dr_data``/``dr_storage``/``dr_logs`` in the DR region.
 
     ``data`` encrypts RDS, ElastiCache, DynamoDB and Secrets Manager; ``storage`` the S3 buckets; ``logs``
     CloudWatch Logs and CloudTrail. AWS services that use a key on a caller's behalf (RDS, S3, Secrets
@@ -170,6 +170,12 @@ class EncryptionKeys(Construct):
         )
         self.dr_data = key("dr_data", f"RDS backups and replicas in {p.dr_region}", provider=dr_provider)
         self.dr_storage = key("dr_storage", f"S3 replicas in {p.dr_region}", provider=dr_provider)
+        self.dr_logs = key(
+            "dr_logs",
+            f"CloudWatch Logs in {p.dr_region} (standby VPC, database replica)",
+            [self._logs_statement(p.dr_region, p.log_group_patterns)],
+            provider=dr_provider,
+        )
         if p.region == p.global_region:
             self.global_logs = self.logs
         else:
