@@ -27,7 +27,7 @@ from constructs import Construct
 
 from roi_tf.modules.database.rules import allow
 from roi_tf.modules.networking import NetworkOutputs
-from roi_tf.modules.security import KmsKey, Statement, policy_document
+from roi_tf.modules.security import KmsKey, Statement, grant
 
 REDIS_PORT = 6379
 LOG_TYPES = ("slow-log", "engine-log")
@@ -202,11 +202,10 @@ class Cache(Construct):
 
     def grant_connect(self, role: IamRole) -> IamRolePolicy:
         """Attach an inline policy to ``role`` allowing it to connect as the application user, and nothing else."""
-        document = policy_document(self, f"connect_by_{role.node.id}_document", self.connect_statements())
-        return IamRolePolicy(
+        return grant(
             self,
-            f"connect_by_{role.node.id}",
-            name=f"connect-{self._props.replication_group_id}",
-            role=role.name,
-            policy=document.json,
+            role,
+            verb="connect",
+            policy_name=f"connect-{self._props.replication_group_id}",
+            statements=self.connect_statements(),
         )

@@ -1,7 +1,14 @@
 """The security module: policy documents, KMS keys, secrets, IAM, audit (CloudTrail, Security Hub, GuardDuty), WAF."""
 
 from roi_tf.modules.security.audit import Audit, AuditProps
-from roi_tf.modules.security.iam import Operators, OperatorsProps, PasswordPolicy, ServiceRole, ServiceRoleProps
+from roi_tf.modules.security.iam import (
+    Operators,
+    OperatorsProps,
+    PasswordPolicy,
+    ServiceRole,
+    ServiceRoleProps,
+    grant,
+)
 from roi_tf.modules.security.kms import (
     KEY_SELF,
     EncryptionKeys,
@@ -33,6 +40,7 @@ __all__ = [
     "WebAcl",
     "WebAclProps",
     "deny_insecure_transport",
+    "grant",
     "key_statement",
     "policy_document",
     "policy_json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,18 @@ PASSWORD_POLICY = {
     "password_reuse_prevention": 24,
 }
 MFA_PRESENT = ("Bool", "aws:MultiFactorAuthPresent")
+
+
+def grant(
+    scope: Construct, role: IamRole, *, verb: str, policy_name: str, statements: Sequence[Statement]
+) -> IamRolePolicy:
+    """Attach ``statements`` to ``role`` as one inline policy, created in ``scope`` (the resource granting access).
+
+    The ids derive from the role's construct path, so granting several roles from one resource never collides.
+    """
+    suffix = re.sub(r"[^A-Za-z0-9]+", "_", role.node.path)
+    document = policy_document(scope, f"{verb}_by_{suffix}_document", statements)
+    return IamRolePolicy(scope, f"{verb}_by_{suffix}", name=policy_name, role=role.name, policy=document.json)
 
 
 @dataclass(frozen=True, kw_only=True)

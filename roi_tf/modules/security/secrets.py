@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -11,8 +10,9 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 from constructs import Construct
 
+from roi_tf.modules.security.iam import grant
 from roi_tf.modules.security.kms import KmsKey
-from roi_tf.modules.security.policy import Statement, policy_document
+from roi_tf.modules.security.policy import Statement
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,12 +67,10 @@ class Secret(Construct):
 
     def grant_read(self, role: IamRole) -> IamRolePolicy:
         """Attach an inline policy to ``role`` allowing it to read this secret, and nothing else."""
-        suffix = re.sub(r"[^A-Za-z0-9]+", "_", role.node.path)
-        document = policy_document(self, f"read_by_{suffix}_document", self.read_statements())
-        return IamRolePolicy(
+        return grant(
             self,
-            f"read_by_{suffix}",
-            name=f"read-{self.name.replace('/', '-')}",
-            role=role.name,
-            policy=document.json,
+            role,
+            verb="read",
+            policy_name=f"read-{self.name.replace('/', '-')}",
+            statements=self.read_statements(),
         )
