@@ -219,9 +219,11 @@ def test_replication_role_can_do_only_replication(stack: Stack, config: Environm
     assert set(grants["WriteReplica"]["actions"]) == {"s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"}
     assert grants["DecryptSource"]["resources"] == [key_ref(stack, f"alias/roi-systems-{config.name}-storage")]
     assert grants["EncryptReplica"]["resources"] == [key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")]
-    for sid, region in (("DecryptSource", config.region), ("EncryptReplica", config.dr_region)):
-        via = [c for c in grants[sid]["condition"] if c["variable"] == "kms:ViaService"]
-        assert via[0]["values"] == [f"s3.{region}.amazonaws.com"]
+    for sid, region, bucket in (("DecryptSource", config.region, src), ("EncryptReplica", config.dr_region, dst)):
+        conditions = {c["variable"]: c["values"] for c in grants[sid]["condition"]}
+        assert conditions["kms:ViaService"] == [f"s3.{region}.amazonaws.com"]
+        # The buckets use S3 Bucket Keys, whose encryption context is the bucket ARN (not the object's).
+        assert conditions["kms:EncryptionContext:aws:s3:arn"] == [bucket, f"{bucket}/*"]
     for grant in grants.values():
         assert "*" not in grant["resources"] and not any(a.endswith(":*") for a in grant["actions"])
 

@@ -351,7 +351,8 @@ class Storage(Construct):
                         resources=[key.arn],
                         conditions={
                             ("StringEquals", "kms:ViaService"): [f"s3.{p.region}.amazonaws.com"],
-                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{source.arn}/*"],
+                            # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
+                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [source.arn, f"{source.arn}/*"],
                         },
                     ),
                     Statement(
@@ -360,7 +361,7 @@ class Storage(Construct):
                         resources=[dr_key.arn],
                         conditions={
                             ("StringEquals", "kms:ViaService"): [f"s3.{p.dr_region}.amazonaws.com"],
-                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [f"{replica.arn}/*"],
+                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [replica.arn, f"{replica.arn}/*"],
                         },
                     ),
                 ],
