@@ -134,3 +134,19 @@ def test_cross_region_replica_logs_into_encrypted_groups_in_the_dr_region(stack:
         _, group = stack.one("aws_cloudwatch_log_group", name=f"/aws/rds/instance/{replica['identifier']}/{export}")
         assert group["provider"] == DR
         assert group["kms_key_id"] == Stack.ref("aws_kms_key", dr_logs, "arn")
+
+
+@pytest.mark.parametrize("env", ["prod"], indirect=True)
+def test_only_the_standby_application_group_waits_for_its_tasks(stack: Stack) -> None:
+    """Stands in for checkov's CKV2_AWS_5 in the DR region, as tests/test_database.py does in the primary."""
+    attached = {
+        ref
+        for resources in stack.json["resource"].values()
+        for body in resources.values()
+        for key in ("vpc_security_group_ids", "security_group_ids")
+        for ref in body.get(key, [])
+    }
+    dr_groups = {n: g for n, g in stack.resources("aws_security_group").items() if g.get("provider") == DR}
+    unattached = {g["name"] for n, g in dr_groups.items() if Stack.ref("aws_security_group", n) not in attached}
+    assert len(dr_groups) >= 2
+    assert unattached == {"roi-systems-prod-dr-app"}  # attached once compute can run in the DR region
