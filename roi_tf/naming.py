@@ -49,9 +49,13 @@ def kms_alias(env: str, purpose: str) -> str:
     return f"alias/{resource_name(env, purpose, kind='kms_alias')}"
 
 
+def waf_log_group_prefix(env: str) -> str:
+    """WAF only logs to log groups whose names start with ``aws-waf-logs-``; ours add the environment."""
+    return f"aws-waf-logs-{PROJECT}-{env}-"
+
+
 def waf_log_group_name(env: str, scope: str) -> str:
-    """WAF only logs to log groups whose names start with ``aws-waf-logs-``."""
-    return f"aws-waf-logs-{PROJECT}-{env}-{scope.lower()}"
+    return f"{waf_log_group_prefix(env)}{scope.lower()}"
 
 
 def trail_name(env: str) -> str:

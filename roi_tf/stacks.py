@@ -59,7 +59,15 @@ from roi_tf.modules.security import (
     WebAclProps,
 )
 from roi_tf.modules.storage import BucketSpec, Storage, StorageProps
-from roi_tf.naming import kms_alias, log_group_prefix, prefix, resource_name, trail_name, waf_log_group_name
+from roi_tf.naming import (
+    kms_alias,
+    log_group_prefix,
+    prefix,
+    resource_name,
+    trail_name,
+    waf_log_group_name,
+    waf_log_group_prefix,
+)
 
 # CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
 GLOBAL_REGION = "us-east-1"
@@ -159,9 +167,9 @@ class EnvironmentStack(TerraformStack):
                     # Log groups AWS services name themselves (created here first, to be encrypted).
                     f"/aws/rds/instance/{prefix(env)}-*",
                     f"/aws/rds/proxy/{prefix(env)}-*",
-                    f"{waf_log_group_name(env, '')}*",
+                    f"{waf_log_group_prefix(env)}*",
                 ],
-                global_log_group_patterns=[f"{waf_log_group_name(env, '')}*"],
+                global_log_group_patterns=[f"{waf_log_group_prefix(env)}*"],
                 trail_arn=self.trail_arn,
             ),
             dr_provider=self.dr_provider,
@@ -353,6 +361,11 @@ class EnvironmentStack(TerraformStack):
             for key, (name, description, value) in values.items()
         }
 
+    def _export(self, described: dict[str, tuple[object, str]]) -> None:
+        """One described output per entry: name -> (value, description)."""
+        for name, (value, description) in described.items():
+            TerraformOutput(self, name, value=value, description=description)
+
     def _outputs(self) -> None:
         out = self.networking.outputs
         described = {
@@ -382,8 +395,7 @@ class EnvironmentStack(TerraformStack):
             "storage_kms_key_arn": (self.keys.storage.arn, "KMS key for the S3 buckets"),
             "logs_kms_key_arn": (self.keys.logs.arn, "KMS key for CloudWatch Logs and CloudTrail"),
         }
-        for name, (value, description) in described.items():
-            TerraformOutput(self, name, value=value, description=description)
+        self._export(described)
 
     def _database(self, config: EnvironmentConfig, account_id: str, partition: str) -> Database:
         """PostgreSQL behind RDS Proxy, Redis and the sessions table; their endpoints become outputs."""
@@ -473,8 +485,7 @@ class EnvironmentStack(TerraformStack):
             )
         if database.sessions is not None:
             described["sessions_table_name"] = (database.sessions.name, "DynamoDB sessions table")
-        for name, (value, description) in described.items():
-            TerraformOutput(self, name, value=value, description=description)
+        self._export(described)
         return database
 
 

@@ -72,6 +72,25 @@ class Stack:
         name = found["target_key_id"].split(".")[1]
         return name, self.resources("aws_kms_key")[name]
 
+    def bucket_named(self, name: str) -> str:
+        """Logical name of the bucket ``roi-systems-<env>-<name>-<account id>``."""
+        (found,) = [
+            n
+            for n, b in self.resources("aws_s3_bucket").items()
+            if b["bucket"].rsplit("-${", 1)[0].endswith(f"-{name}")
+        ]
+        return found
+
+    def attached_security_groups(self) -> set[str]:
+        """References of the security groups some resource of this view puts itself in."""
+        return {
+            ref
+            for resources in self.json.get("resource", {}).values()
+            for body in resources.values()
+            for key in ("vpc_security_group_ids", "security_group_ids")
+            for ref in body.get(key, [])
+        }
+
     def count(self, rtype: str) -> int:
         return len(self.resources(rtype))
 

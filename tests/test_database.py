@@ -479,11 +479,7 @@ PENDING_ATTACHMENT = {"app"}
 
 def test_every_security_group_is_attached_to_what_it_guards(stack, config) -> None:
     """Stands in for checkov's CKV2_AWS_5, which does not know that aws_db_proxy attaches groups."""
-    attached: set[str] = set()
-    for resources in stack.json["resource"].values():
-        for body in resources.values():
-            for key in ("vpc_security_group_ids", "security_group_ids"):
-                attached.update(body.get(key, []))
+    attached = stack.attached_security_groups()
     g = groups(stack, config.name)
     unattached = {
         ref

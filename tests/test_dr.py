@@ -139,13 +139,7 @@ def test_cross_region_replica_logs_into_encrypted_groups_in_the_dr_region(stack:
 @pytest.mark.parametrize("env", ["prod"], indirect=True)
 def test_only_the_standby_application_group_waits_for_its_tasks(stack: Stack) -> None:
     """Stands in for checkov's CKV2_AWS_5 in the DR region, as tests/test_database.py does in the primary."""
-    attached = {
-        ref
-        for resources in stack.json["resource"].values()
-        for body in resources.values()
-        for key in ("vpc_security_group_ids", "security_group_ids")
-        for ref in body.get(key, [])
-    }
+    attached = stack.attached_security_groups()
     dr_groups = {n: g for n, g in stack.resources("aws_security_group").items() if g.get("provider") == DR}
     unattached = {g["name"] for n, g in dr_groups.items() if Stack.ref("aws_security_group", n) not in attached}
     assert len(dr_groups) >= 2

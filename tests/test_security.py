@@ -213,17 +213,13 @@ def test_trail_is_multi_region_validated_encrypted_and_delivers_to_s3_and_cloudw
     assert trail["enable_log_file_validation"] is True
     logs_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-logs")
     assert trail["kms_key_id"] == Stack.ref("aws_kms_key", logs_key, "arn")
-    logs_bucket = [
-        n
-        for n, b in stack.resources("aws_s3_bucket").items()
-        if b["bucket"].startswith(f"roi-systems-{config.name}-logs-${{")
-    ]
-    assert trail["s3_bucket_name"] == Stack.ref("aws_s3_bucket", logs_bucket[0], "bucket")
+    logs_bucket = stack.bucket_named("logs")
+    assert trail["s3_bucket_name"] == Stack.ref("aws_s3_bucket", logs_bucket, "bucket")
     assert trail["s3_key_prefix"] == "cloudtrail"
     policy = [
         n
         for n, p in stack.resources("aws_s3_bucket_policy").items()
-        if p["bucket"] == Stack.ref("aws_s3_bucket", logs_bucket[0])
+        if p["bucket"] == Stack.ref("aws_s3_bucket", logs_bucket)
     ]
     assert trail["depends_on"] == [f"aws_s3_bucket_policy.{policy[0]}"]
     group_name, group = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/cloudtrail")
@@ -242,10 +238,10 @@ def test_trail_records_object_access_to_the_critical_buckets_and_the_state(stack
     assert selector["read_write_type"] == "All" and selector["include_management_events"] is True
     (data,) = selector["data_resource"]
     assert data["type"] == "AWS::S3::Object"
-    documents = [n for n, b in stack.resources("aws_s3_bucket").items() if "-documents-$" in b["bucket"]]
+    documents = stack.bucket_named("documents")
     state = f"arn:${{data.aws_partition.partition.partition}}:s3:::{config.state.bucket}/"
     # Who read the state matters: it holds the secrets' values.
-    assert data["values"] == [Stack.ref("aws_s3_bucket", documents[0], "arn") + "/", state]
+    assert data["values"] == [Stack.ref("aws_s3_bucket", documents, "arn") + "/", state]
 
 
 def test_security_hub_subscribes_to_the_configured_standards(stack: Stack, config: EnvironmentConfig) -> None:

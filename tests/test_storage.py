@@ -28,14 +28,6 @@ def companion(stack: Stack, rtype: str, bucket: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def bucket_named(stack: Stack, name: str) -> str:
-    """Logical name of the bucket ``roi-systems-<env>-<name>-<account>``."""
-    (found,) = [
-        n for n, b in stack.resources("aws_s3_bucket").items() if b["bucket"].rsplit("-${", 1)[0].endswith(f"-{name}")
-    ]
-    return found
-
-
 def policy_of(stack: Stack, bucket: str) -> dict[str, Any]:
     policy = companion(stack, "aws_s3_bucket_policy", bucket)
     assert policy is not None
@@ -98,7 +90,7 @@ def test_application_buckets_use_the_storage_key_and_log_buckets_sse_s3(stack: S
 
 
 def test_every_bucket_but_the_log_buckets_logs_access_to_the_log_bucket_of_its_region(stack: Stack, config):
-    logs, dr_logs = bucket_named(stack, "logs"), bucket_named(stack, f"logs-{config.dr_region}")
+    logs, dr_logs = stack.bucket_named("logs"), stack.bucket_named(f"logs-{config.dr_region}")
     for name, bucket in stack.resources("aws_s3_bucket").items():
         logging = companion(stack, "aws_s3_bucket_logging", name)
         if name in (logs, dr_logs):
@@ -117,7 +109,7 @@ def test_force_destroy_only_in_dev(stack: Stack, config: EnvironmentConfig) -> N
 def test_lifecycle_tiers_archives_and_expires_with_the_configured_days(stack: Stack, config: EnvironmentConfig):
     s = config.storage
     for short, spec in s.buckets.items():
-        name = bucket_named(stack, short)
+        name = stack.bucket_named(short)
         rules = {r["id"]: r for r in companion(stack, "aws_s3_bucket_lifecycle_configuration", name)["rule"]}
         assert all(r["status"] == "Enabled" and r["filter"] == [{"prefix": ""}] for r in rules.values())
         expected = [{"days": 0, "storage_class": "INTELLIGENT_TIERING"}] if s.intelligent_tiering else []
@@ -145,7 +137,7 @@ def test_design_document_lifecycle_30_days_to_glacier_and_90_day_archival(config
 
 def test_log_buckets_expire_logs_after_the_configured_days(stack: Stack, config: EnvironmentConfig) -> None:
     for short in log_buckets(config):
-        rules = companion(stack, "aws_s3_bucket_lifecycle_configuration", bucket_named(stack, short))["rule"]
+        rules = companion(stack, "aws_s3_bucket_lifecycle_configuration", stack.bucket_named(short))["rule"]
         (expire,) = [r for r in rules if r["id"] == "expire-logs"]
         assert expire["expiration"] == [{"days": config.storage.access_log_expiration_days}]
 
@@ -167,7 +159,7 @@ def test_documents_replicate_to_a_dr_region_replica_with_delete_markers(stack: S
     assert stack.count("aws_s3_bucket_replication_configuration") == len(replicated)
     dr_key = key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")
     for short in replicated:
-        source, replica = bucket_named(stack, short), bucket_named(stack, f"{short}-replica")
+        source, replica = stack.bucket_named(short), stack.bucket_named(f"{short}-replica")
         assert stack.resources("aws_s3_bucket")[replica]["provider"] == "aws.dr"
         assert "provider" not in stack.resources("aws_s3_bucket")[source]
         (replication,) = [
@@ -201,8 +193,8 @@ def test_prod_has_replication_time_control(configs) -> None:
 
 
 def test_replication_role_can_do_only_replication(stack: Stack, config: EnvironmentConfig) -> None:
-    documents = bucket_named(stack, "documents")
-    replica = bucket_named(stack, "documents-replica")
+    documents = stack.bucket_named("documents")
+    replica = stack.bucket_named("documents-replica")
     (replication,) = stack.resources("aws_s3_bucket_replication_configuration").values()
     role_name = replication["role"].split(".")[1]
     role = stack.resources("aws_iam_role")[role_name]
@@ -233,7 +225,7 @@ def test_replication_role_can_do_only_replication(stack: Stack, config: Environm
 
 @pytest.fixture
 def logs_policy(stack: Stack) -> tuple[dict[str, Any], Any, str]:
-    name = bucket_named(stack, "logs")
+    name = stack.bucket_named("logs")
     resolve = resolver(stack.json)
     return policy_of(stack, name), resolve, resolve(stack.resources("aws_s3_bucket")[name]["bucket"])
 

@@ -57,9 +57,6 @@ class KmsKeyProps:
 class KmsKey(Construct):
     """A symmetric customer-managed key with rotation, an alias, and a key policy we own."""
 
-    # Kept for callers that build their own statements.
-    KEY_SELF = KEY_SELF
-
     def __init__(
         self,
         scope: Construct,
