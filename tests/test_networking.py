@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -234,6 +236,55 @@ def test_database_and_cache_subnet_groups_use_the_isolated_subnets(stack: Stack,
     _, cache = stack.one("aws_elasticache_subnet_group", name=f"roi-systems-{config.name}-elasticache")
     assert sorted(db["subnet_ids"]) == isolated
     assert sorted(cache["subnet_ids"]) == isolated
+
+
+# Where each kind of resource that names subnets belongs: anything else naming a subnet fails until it is placed here.
+# Resources that take "all subnets of the tier" in their region; NAT gateways, route table associations and network
+# ACLs are per subnet or per tier, checked by the tests above and below.
+PLACEMENT: dict[tuple[str, Any], str] = {
+    ("aws_lb", False): "public",  # the internet-facing load balancer: the only thing besides NAT that faces out
+    ("aws_lb", True): "private",
+    ("aws_ecs_service", None): "private",
+    ("aws_lambda_function", None): "private",
+    ("aws_autoscaling_group", None): "private",
+    ("aws_vpc_endpoint", None): "private",
+    ("aws_db_proxy", None): "isolated",
+    ("aws_db_subnet_group", None): "isolated",
+    ("aws_elasticache_subnet_group", None): "isolated",
+    ("aws_iam_policy_document", None): "private",  # the event processor's ec2:Subnet condition
+}
+PER_SUBNET = {"aws_nat_gateway": {"public"}, "aws_route_table_association": {"public", "private", "isolated"},
+              "aws_network_acl": {"public", "private", "isolated"}}  # fmt: skip
+
+
+def test_every_resource_naming_subnets_names_all_subnets_of_its_tier_in_its_region(stacks: dict[str, Stack]) -> None:
+    """Guards a task, function, instance or endpoint placed in the public (or isolated) subnets, a load balancer in
+    the wrong tier, or a subnet list that leaves a zone out, over every stack and both regions."""
+    for env, stack in stacks.items():
+        if env.startswith("state-"):
+            continue
+        subnets = stack.resources("aws_subnet")
+        by_region_tier: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for name, body in subnets.items():
+            by_region_tier[(stack.region_of(body), body["tags"]["Tier"])].append(Stack.ref("aws_subnet", name))
+        placed = 0
+        for kind, items in (*stack.json.get("resource", {}).items(), *stack.json.get("data", {}).items()):
+            for name, body in items.items():
+                named = sorted(
+                    {Stack.ref("aws_subnet", s) for s in re.findall(r"aws_subnet\.(\w+)\.id", json.dumps(body))}
+                )
+                if not named:
+                    continue
+                tiers = {subnets[ref.split(".")[1]]["tags"]["Tier"] for ref in named}
+                if kind in PER_SUBNET:
+                    assert len(tiers) == 1 and tiers <= PER_SUBNET[kind], (env, kind, name, tiers)
+                    continue
+                key = (kind, body.get("internal")) if kind == "aws_lb" else (kind, None)
+                assert key in PLACEMENT, f"{env}: {kind}.{name} names subnets but has no place in PLACEMENT"
+                expected = sorted(by_region_tier[(stack.region_of(body), PLACEMENT[key])])
+                assert named == expected, (env, kind, name, tiers)
+                placed += 1
+        assert placed >= 7, env  # load balancers, services, function, database and cache groups, proxy
 
 
 def test_outputs_are_named_like_terraform_aws_modules(stack: Stack) -> None:

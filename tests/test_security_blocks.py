@@ -171,6 +171,46 @@ def test_web_acl_refuses_unknown_scopes_and_log_groups_waf_cannot_write(scratch,
         )
 
 
+def upload_rule_for(scratch, prefixes: tuple[str, ...]) -> tuple[dict, dict | None]:
+    """(the common rule set's statement, the large-bodies rule or None) of a web ACL with these upload prefixes."""
+    WebAcl(
+        scratch,
+        "acl",
+        props=WebAclProps(
+            name="x", scope="REGIONAL", log_group_name="aws-waf-logs-x", large_body_path_prefixes=prefixes
+        ),
+        logs_key=key(scratch),
+    )
+    (acl,) = synth(scratch)["resource"]["aws_wafv2_web_acl"].values()
+    rules = {r["name"]: r for r in acl["rule"]}
+    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managed_rule_group_statement"]
+    return common, rules.get("large-bodies-only-for-uploads")
+
+
+def test_web_acl_without_upload_prefixes_blocks_large_bodies_everywhere(scratch) -> None:
+    """No prefix: the common rule set's body-size rule blocks (nothing counts it), and no exception rule exists."""
+    common, large = upload_rule_for(scratch, ())
+    assert "rule_action_override" not in common
+    assert large is None
+
+
+@pytest.mark.parametrize("prefixes", [("/api/documents",), ("/api/documents", "/api/imports"), ("/a", "/b", "/c")])
+def test_web_acl_upload_prefixes_form_a_statement_waf_accepts(scratch, prefixes) -> None:
+    """WAF requires two or more statements in an or_statement: one prefix is matched bare, several through an or."""
+    common, large = upload_rule_for(scratch, prefixes)
+    assert common["rule_action_override"] == [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
+    assert large is not None and large["action"] == {"block": {}}
+    (_, outside) = large["statement"]["and_statement"]["statement"]
+    (upload,) = outside["not_statement"]["statement"]
+    if len(prefixes) == 1:
+        assert set(upload) == {"byte_match_statement"}
+        matches = [upload]
+    else:
+        assert set(upload) == {"or_statement"}
+        matches = upload["or_statement"]["statement"]
+    assert [m["byte_match_statement"]["search_string"] for m in matches] == list(prefixes)
+
+
 def test_sse_s3_bucket_needs_a_reason(scratch) -> None:
     from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 
