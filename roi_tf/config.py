@@ -569,15 +569,8 @@ class _Loader:
             )
             for key in ("api", "ml")
         }
-        load_balancer = LoadBalancerConfig(
-            **{
-                **_schema_defaults(schema["load_balancer"]),
-                **raw.get("load_balancer", {}),
-                "upload_path_prefixes": tuple(
-                    raw.get("load_balancer", {}).get("upload_path_prefixes", ("/api/documents",))
-                ),
-            }
-        )
+        lb_raw = {**_schema_defaults(schema["load_balancer"]), **raw.get("load_balancer", {})}
+        load_balancer = LoadBalancerConfig(**{**lb_raw, "upload_path_prefixes": tuple(lb_raw["upload_path_prefixes"])})
         self._check_load_balancer(name, region, load_balancer)
         events = EventProcessingConfig(
             **{**_schema_defaults(schema["event_processing"]), **raw.get("event_processing", {})}

@@ -196,7 +196,7 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
         database=r(prod.database, deletion_protection=True, log_retention_days=120),
         cache=r(prod.cache, log_retention_days=150),
         compute=r(prod.compute, log_retention_days=30,
-                  load_balancer=r(prod.compute.load_balancer, ingress="cloudfront"),
+                  load_balancer=r(prod.compute.load_balancer, ingress="cloudfront", idle_timeout_seconds=120),
                   event_processing=r(prod.compute.event_processing, package_type="Image")),
         sessions=r(prod.sessions, deletion_protection=False),
         security=r(

@@ -17,6 +17,15 @@ from roi_tf.config import EnvironmentConfig, ServiceConfig
 SERVICES = ("api", "ml")
 
 
+@pytest.fixture(params=["dev", "staging", "prod", "canary"])
+def deployed(request: pytest.FixtureRequest, stacks, configs) -> tuple[Stack, EnvironmentConfig]:
+    """(stack, config) of every environment and of the canary (another region, an idle timeout of its own)."""
+    if request.param == "canary":
+        config, canary_stacks = request.getfixturevalue("canary")
+        return canary_stacks[config.name], config
+    return stacks[request.param], configs[request.param]
+
+
 def repository(stack: Stack, config: EnvironmentConfig, image: str) -> tuple[str, dict[str, Any]]:
     return stack.one("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
 
@@ -147,6 +156,108 @@ def test_task_definition_sizes_and_runs_non_root_read_only_with_health_check_and
     assert environment["AWS_XRAY_DAEMON_ADDRESS"] == "localhost:2000"
 
 
+@pytest.mark.parametrize("which", SERVICES)
+def test_containers_are_exactly_the_contract_the_images_are_built_for(deployed, which) -> None:
+    """Every field of both containers, so that nothing drifts unseen: the health check's timing (a start period
+    the application needs), the sidecar's UDP port (the X-Ray SDK sends over UDP), the log region (the group is in
+    the stack's region), the platform the images are built for, and each environment variable's exact value."""
+    stack, config = deployed
+    svc = service_config(config, which)
+    definition = task_definition(stack, config, which)
+    assert definition["runtime_platform"] == {"operating_system_family": "LINUX", "cpu_architecture": "X86_64"}
+    assert definition["volume"] == [{"name": "tmp"}]
+    group, _ = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/ecs/{which}")
+    repo, _ = repository(stack, config, which)
+
+    def logs(prefix: str) -> dict[str, Any]:
+        return {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": Stack.ref("aws_cloudwatch_log_group", group, "name"),
+                "awslogs-region": config.region,
+                "awslogs-stream-prefix": prefix,
+            },
+        }
+
+    models = {"MODELS_BUCKET": Stack.ref("aws_s3_bucket", stack.bucket_named("ml-artifacts"), "bucket")}
+    environment = {
+        "AWS_REGION": config.region,
+        "AWS_XRAY_DAEMON_ADDRESS": "localhost:2000",
+        **(api_environment(stack, config) if which == "api" else models),
+    }
+    secrets = []
+    if which == "api":
+        secret, _ = stack.one("aws_secretsmanager_secret", name=f"roi-systems/{config.name}/api/jwt-secret")
+        secrets = [{"name": "JWT_SECRET", "valueFrom": Stack.ref("aws_secretsmanager_secret", secret, "arn")}]
+    assert json.loads(definition["container_definitions"]) == [
+        {
+            "name": "app",
+            "image": f"${{aws_ecr_repository.{repo}.repository_url}}:${{var.{which}_image_tag}}",
+            "essential": True,
+            "user": "1000:1000",
+            "readonlyRootFilesystem": True,
+            "portMappings": [{"containerPort": svc.container_port, "protocol": "tcp"}],
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "secrets": secrets,
+            "healthCheck": {
+                "command": [
+                    "CMD-SHELL",
+                    f"curl -fsS http://localhost:{svc.container_port}{svc.health_check_path} || exit 1",
+                ],
+                "interval": 30,
+                "timeout": 5,
+                "retries": 3,
+                "startPeriod": 60,
+            },
+            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+            "linuxParameters": {"initProcessEnabled": True},
+            "logConfiguration": logs("app"),
+        },
+        {
+            "name": "xray-daemon",
+            "image": "public.ecr.aws/xray/aws-xray-daemon:3.3.14",
+            "essential": False,
+            "user": "1337",
+            "readonlyRootFilesystem": True,
+            "cpu": 32,
+            "memoryReservation": 256,
+            "portMappings": [{"containerPort": 2000, "protocol": "udp"}],
+            "logConfiguration": logs("xray"),
+        },
+    ]
+
+
+def api_environment(stack: Stack, config: EnvironmentConfig) -> dict[str, str]:
+    """What the API is told, each value from the resource it names (written out here, not derived from the code)."""
+    (proxy,) = stack.resources("aws_db_proxy")
+    (primary,) = [n for n, b in stack.resources("aws_db_instance").items() if "replicate_source_db" not in b]
+    (redis_name, redis), *_ = stack.resources("aws_elasticache_replication_group").items()
+    app_user, _ = stack.one("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
+    queue, _ = stack.one("aws_sqs_queue", name=f"roi-systems-{config.name}-events")
+    lb = config.compute.load_balancer
+    if lb.domain_name:
+        ml_url = f"https://ml.{lb.domain_name}"
+    else:
+        internal, _ = load_balancer(stack, internal=True)
+        ml_url = f"http://{Stack.ref('aws_lb', internal, 'dns_name')}"
+    environment = {
+        "DATABASE_HOST": Stack.ref("aws_db_proxy", proxy, "endpoint"),
+        "DATABASE_PORT": str(stack.resources("aws_db_instance")[primary]["port"]),
+        "DATABASE_NAME": config.database.database_name,
+        "DATABASE_USER": config.database.master_username,
+        "REDIS_HOST": Stack.ref("aws_elasticache_replication_group", redis_name, "configuration_endpoint_address"),
+        "REDIS_PORT": str(redis["port"]),
+        "REDIS_USER": Stack.ref("aws_elasticache_user", app_user, "user_name"),
+        "DOCUMENTS_BUCKET": Stack.ref("aws_s3_bucket", stack.bucket_named("documents"), "bucket"),
+        "EVENTS_QUEUE_URL": Stack.ref("aws_sqs_queue", queue, "url"),
+        "ML_SERVICE_URL": ml_url,
+    }
+    if config.sessions.enabled:
+        table, _ = stack.one("aws_dynamodb_table", name=f"roi-systems-{config.name}-sessions")
+        environment["SESSIONS_TABLE"] = Stack.ref("aws_dynamodb_table", table, "name")
+    return environment
+
+
 def test_api_gets_its_endpoints_from_the_database_module_and_its_secret_from_secrets_manager(stack, config) -> None:
     """Guards the wiring: RDS Proxy (not the instance), Redis's configuration endpoint and IAM user, the secret by
     ARN through the execution role (never a value in the task definition)."""
@@ -186,6 +297,8 @@ def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_dr
     sg, _ = stack.one("aws_security_group", name=f"roi-systems-{config.name}-{group}")
     assert network["security_groups"] == [Stack.ref("aws_security_group", sg)]
     assert body["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
+    # A rolling deployment starts the new tasks before stopping any old one: never below the desired count.
+    assert (body["deployment_minimum_healthy_percent"], body["deployment_maximum_percent"]) == (100, 200)
     # Without it, the AWS provider replaces the service when the capacity provider strategy changes.
     assert body["force_new_deployment"] is True
     assert body["lifecycle"] == {"ignore_changes": ["task_definition", "desired_count"]}
@@ -196,14 +309,24 @@ def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_dr
     strategy = {s["capacity_provider"]: s for s in body["capacity_provider_strategy"]}
     assert strategy.get("FARGATE_SPOT", {}).get("weight", 0) == spot
     assert strategy.get("FARGATE", {}).get("weight", 0) == 100 - spot
+    # One task on on-demand capacity whatever Spot does, unless the service is all Spot (then no FARGATE entry).
+    assert ("FARGATE" in strategy) is (spot < 100) and ("FARGATE_SPOT" in strategy) is (spot > 0)
     if spot < 100:
-        assert strategy["FARGATE"]["base"] == 1, "one task on on-demand capacity whatever Spot does"
+        assert strategy["FARGATE"] == {"capacity_provider": "FARGATE", "base": 1, "weight": 100 - spot}
     lb_name, _ = load_balancer(stack, internal=which == "ml")
     (target,) = body["load_balancer"]
     assert target["container_port"] == svc.container_port and target["container_name"] == "app"
     group_name = target["target_group_arn"].split(".")[1]
     tg = stack.resources("aws_lb_target_group")[group_name]
-    assert tg["health_check"]["path"] == svc.health_check_path
+    assert tg["health_check"] == {
+        "enabled": True,
+        "path": svc.health_check_path,
+        "matcher": "200",  # a 4xx is not healthy
+        "interval": 15,
+        "timeout": 5,
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 3,
+    }
     assert tg["deregistration_delay"] == str(svc.deregistration_delay_seconds)
     assert tg["target_type"] == "ip" and tg["port"] == svc.container_port
     # A new port replaces the group: under a new name, created before the old one (in use by the listener) goes.
@@ -266,7 +389,14 @@ def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds
         assert policy["scale_out_cooldown"] == svc.scale_out_cooldown_seconds
     requests = policies["ALBRequestCountPerTarget"]["predefined_metric_specification"]["resource_label"]
     lb_name, _ = load_balancer(stack, internal=which == "ml")
-    assert requests.startswith(Stack.ref("aws_lb", lb_name, "arn_suffix") + "/")
+    _, body = service(stack, config, which)
+    (target_group,) = [t["target_group_arn"].split(".")[1] for t in body["load_balancer"]]
+    # The requests of this service's own target group, on the load balancer in front of it.
+    assert requests == (
+        Stack.ref("aws_lb", lb_name, "arn_suffix") + "/" + Stack.ref("aws_lb_target_group", target_group, "arn_suffix")
+    )
+    assert all("resource_label" not in p["predefined_metric_specification"]
+               for m, p in policies.items() if m != "ALBRequestCountPerTarget")  # fmt: skip
 
 
 def test_scaling_contrasts_between_environments(stacks, configs) -> None:
@@ -355,6 +485,21 @@ def test_dev_without_a_certificate_serves_plain_http_and_requests_no_certificate
     assert stack.resources("aws_route53_record") == {}
 
 
+@pytest.mark.parametrize("internal", [False, True], ids=["public", "internal"])
+def test_both_load_balancers_are_protected_logged_and_time_out_as_configured(deployed, internal) -> None:
+    """Guards the internal load balancer being left out of what the public one gets (deletion protection outside
+    dev, access logs under the prefix the logs bucket admits) and the configured idle timeout (the canary's is
+    not the default)."""
+    stack, config = deployed
+    _, lb = load_balancer(stack, internal=internal)
+    assert lb["enable_deletion_protection"] is (config.name != "dev")
+    logs = stack.bucket_named("logs")
+    assert lb["access_logs"] == {"bucket": Stack.ref("aws_s3_bucket", logs, "bucket"), "prefix": "alb", "enabled": True}
+    assert lb["idle_timeout"] == config.compute.load_balancer.idle_timeout_seconds
+    assert lb["drop_invalid_header_fields"] is True and lb["desync_mitigation_mode"] == "strictest"
+    assert lb["load_balancer_type"] == "application"
+
+
 def test_internal_load_balancer_is_private_and_has_no_web_acl(stack, config) -> None:
     name, lb = load_balancer(stack, internal=True)
     private = sorted(Stack.ref("aws_subnet", n) for n, s in stack.resources("aws_subnet").items()
@@ -403,6 +548,45 @@ def test_ml_task_role_only_reads_the_models(stack, config) -> None:
 
 
 @pytest.mark.parametrize("which", SERVICES)
+def test_bucket_key_statements_name_the_storage_key_through_s3_in_the_stack_region(deployed, which) -> None:
+    """The buckets are encrypted with the storage key: a grant on another key, or a kms:ViaService value S3 never
+    sends (it names its region), breaks every upload and download."""
+    stack, config = deployed
+    statements = role_statements(stack, task_definition(stack, config, which)["task_role_arn"])
+    storage_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-storage")
+    sid = "DocumentsKeyThroughS3" if which == "api" else "ModelsKeyThroughS3"
+    assert statements[sid]["resources"] == [Stack.ref("aws_kms_key", storage_key, "arn")]
+    assert statements[sid]["condition"] == [
+        {"test": "StringEquals", "variable": "kms:ViaService", "values": [f"s3.{config.region}.amazonaws.com"]}
+    ]
+    expected = ["kms:Decrypt", "kms:GenerateDataKey"] if which == "api" else ["kms:Decrypt"]
+    assert sorted(statements[sid]["actions"]) == expected
+
+
+def test_event_processing_is_wired_to_the_data_key_the_artifacts_bucket_and_its_repository(deployed) -> None:
+    """Guards the queues under another key, the package read from another bucket, and (the canary runs an image)
+    the function created before the repository policy that lets Lambda pull."""
+    stack, config = deployed
+    data_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-data")
+    for suffix in ("events", "events-dlq"):
+        _, queue = stack.one("aws_sqs_queue", name=f"roi-systems-{config.name}-{suffix}")
+        assert queue["kms_master_key_id"] == Stack.ref("aws_kms_key", data_key, "arn"), suffix
+    function_name, function = stack.one("aws_lambda_function", function_name=f"roi-systems-{config.name}-events")
+    repo, _ = repository(stack, config, "event-processor")
+    policies = [n for n, p in stack.resources("aws_ecr_repository_policy").items()
+                if p["repository"] == Stack.ref("aws_ecr_repository", repo, "name")]  # fmt: skip
+    if config.compute.event_processing.package_type == "Zip":
+        artifacts = stack.bucket_named("artifacts")
+        assert function["s3_bucket"] == Stack.ref("aws_s3_bucket", artifacts, "bucket")
+        assert policies == []
+    else:
+        assert function["package_type"] == "Image", function_name
+        assert function["image_uri"].startswith(f"${{aws_ecr_repository.{repo}.repository_url}}:")
+        (policy,) = policies
+        assert f"aws_ecr_repository_policy.{policy}" in function["depends_on"]
+
+
+@pytest.mark.parametrize("which", SERVICES)
 def test_execution_role_pulls_only_its_repository_writes_only_its_logs_reads_only_its_secrets(
     stack, config, which
 ) -> None:
@@ -410,6 +594,11 @@ def test_execution_role_pulls_only_its_repository_writes_only_its_logs_reads_onl
     statements = role_statements(stack, definition["execution_role_arn"])
     repo, _ = repository(stack, config, which)
     assert statements["PullImages"]["resources"] == [Stack.ref("aws_ecr_repository", repo, "arn")]
+    assert sorted(statements["PullImages"]["actions"]) == [
+        "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"
+    ]  # fmt: skip
+    assert statements["GetRegistryToken"]["actions"] == ["ecr:GetAuthorizationToken"]
+    assert sorted(statements["WriteLogs"]["actions"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert statements["GetRegistryToken"]["resources"] == ["*"]  # ecr:GetAuthorizationToken accepts nothing else
     group, _ = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/ecs/{which}")
     assert statements["WriteLogs"]["resources"] == [Stack.ref("aws_cloudwatch_log_group", group, "arn") + ":*"]

@@ -545,14 +545,29 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "certificate's DNS validation)"
         ],
     ),
+    # Ends with the zone's name without being in the zone: the check must compare labels, not characters.
     "load balancer: domain outside its zone": (
         "staging",
         set_path(
-            "compute", "load_balancer", value={"domain_name": "api.example.org", "hosted_zone_name": "roisystems.com"}
+            "compute",
+            "load_balancer",
+            value={"domain_name": "api.notroisystems.com", "hosted_zone_name": "roisystems.com"},
         ),
         [
-            "environments/staging.json: $.compute.load_balancer.domain_name: api.example.org is not in the zone "
-            "roisystems.com"
+            "environments/staging.json: $.compute.load_balancer.domain_name: api.notroisystems.com is not in the "
+            "zone roisystems.com"
+        ],
+    ),
+    "load balancer: plain HTTP beside a requested certificate, in dev": (
+        "dev",
+        set_path(
+            "compute",
+            "load_balancer",
+            value={"plain_http": True, "domain_name": "api.dev.roisystems.com", "hosted_zone_name": "roisystems.com"},
+        ),
+        [
+            "environments/dev.json: $.compute.load_balancer.plain_http: must be false when a certificate is "
+            "configured (HTTPS only)"
         ],
     ),
     "load balancer: plain HTTP with a certificate, outside dev": (
