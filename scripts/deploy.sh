@@ -33,8 +33,8 @@ synth
 targets=()
 if $registries_only; then
   # The stores and what configures them (Terraform adds what they depend on: keys, the logs bucket).
-  mapfile -t targets < <(artifact_targets "$env_name")
-  [[ ${#targets[@]} -gt 0 ]] || die "no artifact stores found in $env_name's stack"
+  found="$(registry_targets "$env_name")" || exit 1
+  mapfile -t targets <<<"$found"
 fi
 
 tf "$env_name" init -input=false

@@ -77,6 +77,15 @@ artifact_targets() {
   "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo artifact-targets "$OUTDIR/stacks/$1/cdk.tf.json"
 }
 
+# registry_targets ENV: artifact_targets, or die: a failed or empty lookup must never become an untargeted plan
+# (the whole stack). Call it as found=$(registry_targets ENV) || exit 1.
+registry_targets() {
+  local found
+  found="$(artifact_targets "$1")" || die "could not list the artifact stores of $1's stack (see above)"
+  [[ -n "$found" ]] || die "no artifact stores found in $1's stack"
+  printf '%s\n' "$found"
+}
+
 # protected_resources ENV: what Terraform refuses to destroy in ENV's synthesized stack (roi_tf/tools/stackinfo.py).
 protected_resources() {
   "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo protected "$OUTDIR/stacks/$1/cdk.tf.json"

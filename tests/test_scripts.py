@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -292,6 +293,45 @@ def test_tf_refuses_a_stack_that_was_not_synthesized(fake, tmp_path: Path) -> No
     done = tf()
     assert (done.returncode, done.stdout) == (0, "tf returned\n"), done.stderr
     assert calls(fake, outdir) == ["@dev plan -input=false"]
+
+
+def test_registry_targets_are_one_target_argument_per_line_or_the_script_dies(stacks, tmp_path: Path) -> None:
+    """Guards deploy.sh --registries-only (cheap: no synth): each line one '-target=ADDRESS' argument, and a lookup
+    that fails or finds nothing stops the script instead of becoming an untargeted plan of the whole stack."""
+    from roi_tf.tools.stackinfo import artifact_targets
+
+    stack_file = tmp_path / "out" / "stacks" / "dev" / "cdk.tf.json"
+    stack_file.parent.mkdir(parents=True)
+
+    def registry_targets(stack: dict, prelude: str = "") -> subprocess.CompletedProcess[str]:
+        stack_file.write_text(json.dumps(stack))
+        code = f'source "$0"; {prelude} found="$(registry_targets dev)" || exit 1; printf "%s\\n" "$found"'
+        return subprocess.run(
+            ["bash", "-c", code, str(REPO / "scripts" / "lib.sh")],
+            env=script_env({"CDKTF_OUTDIR": str(tmp_path / "out")}),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    good = stacks["dev"].json
+    done = registry_targets(good)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines == [f"-target={address}" for address in artifact_targets(good)] and len(lines) > 4
+    assert all(re.fullmatch(r"-target=aws_[a-z0-9_]+\.[A-Za-z0-9_]+", line) for line in lines), lines
+
+    broken = json.loads(json.dumps(good))
+    broken["output"]["artifacts_bucket_name"]["value"] = "roi-systems-dev-artifacts"
+    done = registry_targets(broken)
+    assert (done.returncode, done.stdout) == (1, ""), done.stdout
+    assert "artifacts_bucket_name does not name a resource" in done.stderr
+    assert done.stderr.strip().endswith("error: could not list the artifact stores of dev's stack (see above)")
+
+    done = registry_targets(good, prelude="artifact_targets() { :; };")
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (
+        1,
+        "",
+        "error: no artifact stores found in dev's stack",
+    )
 
 
 # --- a failed synth stops the scripts -----------------------------------------------------------
