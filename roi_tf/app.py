@@ -8,11 +8,12 @@ synthesized into a temporary directory that replaces ``cdktf.out/`` only when ev
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from roi_tf.config import (
@@ -41,22 +42,43 @@ def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str):  # -> cdkt
     return app
 
 
-def _carry_over_working_files(old: Path, new: Path) -> None:
-    """Keep what Terraform put into a stack directory (.terraform/, lock file, plans) across synths."""
+def _carry_over_working_files(old: Path, new: Path, keep_stacks: Collection[str]) -> None:
+    """Keep what Terraform put into a stack directory (.terraform/, lock file, plans) across synths, and the whole
+    directory of a stack in ``keep_stacks`` that this synth did not produce (``--env``: the other environments).
+    A stack directory that is neither synthesized nor kept (a removed environment) goes."""
     old_stacks, new_stacks = old / "stacks", new / "stacks"
     if not old_stacks.is_dir():
         return
-    for stack_dir in old_stacks.iterdir():
+    kept = []
+    for stack_dir in sorted(old_stacks.iterdir()):
         target = new_stacks / stack_dir.name
         if not target.is_dir():
+            if stack_dir.name in keep_stacks:
+                new_stacks.mkdir(exist_ok=True)
+                stack_dir.rename(target)
+                kept.append(stack_dir.name)
             continue
         for entry in stack_dir.iterdir():
             if not (target / entry.name).exists():
                 entry.rename(target / entry.name)
+    if kept:
+        _merge_manifest(old / "manifest.json", new / "manifest.json", kept)
 
 
-def synthesize_atomically(outdir: Path, synth: Callable[[Path], None]) -> None:
-    """Run ``synth(tmpdir)``, then swap tmpdir into ``outdir``; on any failure ``outdir`` is untouched."""
+def _merge_manifest(old: Path, new: Path, stacks: Sequence[str]) -> None:
+    """List the kept stacks in the new manifest.json too, so ``cdktf`` still finds them."""
+    try:
+        previous = json.loads(old.read_text())["stacks"]
+        manifest = json.loads(new.read_text())
+    except (OSError, ValueError, KeyError):
+        return  # no manifest to merge (a synth that is not cdktf's): the directories alone are kept
+    manifest["stacks"].update({name: previous[name] for name in stacks if name in previous})
+    new.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def synthesize_atomically(outdir: Path, synth: Callable[[Path], None], keep_stacks: Collection[str] = ()) -> None:
+    """Run ``synth(tmpdir)``, then swap tmpdir into ``outdir``; on any failure ``outdir`` is untouched. Stacks named
+    in ``keep_stacks`` that ``synth`` did not write stay as they were (see _carry_over_working_files)."""
     outdir = outdir.resolve()
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -74,7 +96,7 @@ def synthesize_atomically(outdir: Path, synth: Callable[[Path], None]) -> None:
             raise
         # Terraform's working files move only once the new output is in place, so a failed swap cannot lose
         # them; if moving them fails, the retired output stays beside cdktf.out/ with whatever was not moved.
-        _carry_over_working_files(retired, outdir)
+        _carry_over_working_files(retired, outdir, keep_stacks)
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         if staging.exists():
@@ -82,10 +104,13 @@ def synthesize_atomically(outdir: Path, synth: Callable[[Path], None]) -> None:
 
 
 def synth(configs: Mapping[str, EnvironmentConfig], outdir: Path) -> None:
+    """Synthesize ``configs`` into ``outdir``; the stacks of the other environments (``--env``) stay untouched."""
+
     def run(directory: Path) -> None:
         build_app(configs, str(directory)).synth()
 
-    synthesize_atomically(outdir, run)
+    others = [name for env in ENVIRONMENTS if env not in configs for name in (env, f"state-{env}")]
+    synthesize_atomically(outdir, run, keep_stacks=others)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

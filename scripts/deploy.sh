@@ -28,7 +28,7 @@ require_secrets
 require_deployment_inputs
 require_terraform
 require_allowed_accounts "$env_name"
-synth
+synth "$env_name"
 
 targets=()
 if $registries_only; then

@@ -28,7 +28,7 @@ fi
 require_secrets
 require_deployment_inputs
 require_terraform
-synth
+synth "$env_name"
 
 # Terraform would refuse the whole plan anyway (prevent_destroy): say what, and how to destroy on purpose.
 protected="$(protected_resources "$env_name")"

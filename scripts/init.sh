@@ -20,7 +20,7 @@ done
 require_env "$env_name"
 require_terraform
 require_allowed_accounts "$env_name"
-synth
+synth "$env_name"
 
 mkdir -p "$ROOT/bootstrap-state"
 info "state-$env_name: creating the state bucket, lock table and key (local state in bootstrap-state/)"

@@ -65,11 +65,12 @@ ensure_venv() {
   fi
 }
 
-# synth: validate the configuration and synthesize every stack (cdktf.out/ is replaced atomically).
+# synth ENV: validate ENV's configuration and synthesize its two stacks (state-ENV and ENV), atomically; the other
+# environments' stacks in the output directory stay as they were (a broken dev.json never blocks a prod deploy).
 synth() {
   ensure_venv
-  info "synthesizing into $OUTDIR"
-  "$ROOT/.venv/bin/python" "$ROOT/main.py" --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR" >&2
+  info "synthesizing $1 into $OUTDIR"
+  "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$1" --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR" >&2
 }
 
 # artifact_targets ENV: -target= arguments for the image repositories and the artifacts bucket (stackinfo.py).

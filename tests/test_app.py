@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,57 @@ def test_a_successful_synth_replaces_output_but_keeps_terraform_working_files(tm
         "stacks/dev/cdk.tf.json": b"v2",
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
+
+
+def manifest(*stacks: str) -> str:
+    return json.dumps(
+        {"version": "0.21.0", "stacks": {s: {"name": s, "workingDirectory": f"stacks/{s}"} for s in stacks}}
+    )
+
+
+def test_synthesizing_one_environment_keeps_the_other_environments_stacks_and_their_working_files(
+    tmp_path: Path,
+) -> None:
+    """``main.py --env dev`` must not cost prod its synthesized stack, .terraform/ or saved plan; a stack that is
+    neither synthesized nor kept (an environment that no longer exists) still goes."""
+    outdir = tmp_path / "cdktf.out"
+    synthesize_atomically(outdir, fake_synth({
+        "manifest.json": manifest("dev", "prod", "old"),
+        "stacks/dev/cdk.tf.json": "v1", "stacks/prod/cdk.tf.json": "p1", "stacks/old/cdk.tf.json": "gone",
+    }))  # fmt: skip
+    (outdir / "stacks" / "prod" / ".terraform").mkdir()
+    (outdir / "stacks" / "prod" / ".terraform" / "terraform.tfstate").write_text("backend")
+    (outdir / "stacks" / "prod" / "tfplan").write_bytes(b"\x00plan")
+
+    synthesize_atomically(
+        outdir,
+        fake_synth({"manifest.json": manifest("dev"), "stacks/dev/cdk.tf.json": "v2"}),
+        keep_stacks=["prod", "state-prod"],
+    )
+
+    assert {k: v for k, v in files(outdir).items() if k != "manifest.json"} == {
+        "stacks/dev/cdk.tf.json": b"v2",
+        "stacks/prod/cdk.tf.json": b"p1",
+        "stacks/prod/.terraform/terraform.tfstate": b"backend",
+        "stacks/prod/tfplan": b"\x00plan",
+    }
+    assert sorted(json.loads((outdir / "manifest.json").read_text())["stacks"]) == ["dev", "prod"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
+
+
+def test_main_keeps_the_stacks_of_the_environments_it_was_not_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards what main passes down: --env dev keeps staging's and prod's stacks, a full synth keeps none."""
+    seen: list[list[str]] = []
+
+    def record(outdir: Path, synth, keep_stacks=()) -> None:
+        seen.append(sorted(keep_stacks))
+
+    monkeypatch.setattr(app, "synthesize_atomically", record)
+    assert app.main(["--env", "dev", "--outdir", str(tmp_path / "out")]) == 0
+    assert app.main(["--outdir", str(tmp_path / "out")]) == 0
+    assert seen == [["prod", "staging", "state-prod", "state-staging"], []]
 
 
 def fail_rename(monkeypatch: pytest.MonkeyPatch, outdir: Path, which: str) -> list[str]:

@@ -351,45 +351,6 @@ def test_eager_env_forces_normal_import_silently(value: str, fast: bool) -> None
     assert result.stderr == ""
 
 
-def test_other_version_warns_once_and_imports_normally(fast_probe: dict[str, Any]) -> None:
-    # The one real eager import of this file (~15 s): every submodule gets imported, as without the loader.
-    result = run_python("""
-        import importlib.metadata
-        real_version = importlib.metadata.version
-        importlib.metadata.version = (
-            lambda name: "21.23.0" if name == loader.DISTRIBUTION else real_version(name)
-        )
-        installed = loader.install()
-        import cdktf_cdktf_provider_aws as package
-        from jsii import _reference_map
-        print(json.dumps({
-            "installed": installed,
-            "loaded": len(loaded()),
-            "loader": type(package.__loader__).__name__,
-            "public": sorted(vars(package)),
-            "private": sorted(vars(package._private)),
-            "fqn_map": len(our_fqn_map()),
-        }))
-    """)
-    normal = last_json(result)
-    assert loader_lines(result.stderr) == [
-        "roi_tf.provider_loader: cdktf-cdktf-provider-aws 21.23.0 is installed, but the fast loader was "
-        "written for 21.22.1; using the normal, slow import of cdktf_cdktf_provider_aws"
-    ]
-    assert normal["installed"] is False
-    assert normal["loaded"] == PINNED_SUBMODULE_COUNT
-    assert normal["loader"] == "SourceFileLoader"
-    assert normal["fqn_map"] == 0
-
-    # The fast package namespace is the normal one, plus the two PEP 562 hooks, minus eager submodules.
-    submodules = set(fast_probe["fqn_map"].values())
-    submodule_names = {module.rsplit(".", 1)[1] for module in submodules}
-    hooks = {"__getattr__", "__dir__"}
-    for half in ("public", "private"):
-        assert set(fast_probe[half]) - hooks - submodule_names == set(normal[half]) - submodule_names
-        assert hooks <= set(fast_probe[half])
-
-
 def test_jsii_without_resolution_hook_completes_the_normal_import() -> None:
     # Checked when the package is imported: the rest of __init__.py then runs as in a normal import.
     # The tail is cut to two of its imports to keep this cheap; the full eager import is tested above.
@@ -513,13 +474,51 @@ def tree(root: Path) -> dict[str, bytes]:
     return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()}
 
 
-def test_main_output_is_byte_identical_with_and_without_the_loader(tmp_path: Path, synth_outdir: Path) -> None:
-    """``python main.py`` (normal import), ``cdktf synth`` (cdktf.json's app, fast loader) and the session's
-    in-process synth give the same bytes; the fast way really is the fast way."""
-    eager = run_checked(
-        [sys.executable, "-X", "importtime", "main.py", "--outdir", str(tmp_path / "normal")],
-        **{provider_loader.EAGER_ENV: "1"},
-    )
+# main.py where another provider version is installed: the loader must step aside (the one real eager import of
+# this file, ~13 s: every submodule gets imported, as without the loader), then report the package's namespace.
+OTHER_VERSION_MAIN = """
+import importlib.metadata, runpy
+real_version = importlib.metadata.version
+importlib.metadata.version = lambda name: "21.23.0" if name == loader.DISTRIBUTION else real_version(name)
+sys.argv = ["main.py", "--outdir", OUTDIR]
+try:
+    runpy.run_path("main.py", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, exit.code
+import cdktf_cdktf_provider_aws as package
+print(json.dumps({
+    "loaded": len(loaded()),
+    "loader": type(package.__loader__).__name__,
+    "public": sorted(vars(package)),
+    "private": sorted(vars(package._private)),
+    "fqn_map": len(our_fqn_map()),
+}))
+"""
+
+
+def test_main_output_is_byte_identical_with_and_without_the_loader(
+    tmp_path: Path, synth_outdir: Path, fast_probe: dict[str, Any]
+) -> None:
+    """``python main.py`` with another provider version installed (the loader warns once and steps aside: the
+    normal import), ``cdktf synth`` (cdktf.json's app, fast loader) and the session's in-process synth give the same
+    bytes; the fast way really is the fast way, and the normal way has the normal package."""
+    code = PRELUDE + OTHER_VERSION_MAIN.replace("OUTDIR", repr(str(tmp_path / "normal")))
+    eager = run_checked([sys.executable, "-X", "importtime", "-c", code])
+    assert loader_lines(eager.stderr) == [
+        "roi_tf.provider_loader: cdktf-cdktf-provider-aws 21.23.0 is installed, but the fast loader was "
+        "written for 21.22.1; using the normal, slow import of cdktf_cdktf_provider_aws"
+    ]
+    normal_package = last_json(eager)
+    assert normal_package["loaded"] == PINNED_SUBMODULE_COUNT
+    assert normal_package["loader"] == "SourceFileLoader"
+    assert normal_package["fqn_map"] == 0
+    # The fast package namespace is the normal one, plus the two PEP 562 hooks, minus eager submodules.
+    submodule_names = {module.rsplit(".", 1)[1] for module in set(fast_probe["fqn_map"].values())}
+    hooks = {"__getattr__", "__dir__"}
+    for half in ("public", "private"):
+        assert set(fast_probe[half]) - hooks - submodule_names == set(normal_package[half]) - submodule_names
+        assert hooks <= set(fast_probe[half])
+
     # `cdktf synth` runs cdktf.json's app with CDKTF_OUTDIR set: that must be main.py, with the fast loader.
     config = json.loads((REPO / "cdktf.json").read_text())
     assert config["language"] == "python"

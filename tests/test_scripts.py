@@ -119,9 +119,16 @@ def test_init_bootstraps_state_then_initializes_the_environment(
     assert (shared_outdir / "stacks" / env_name / "cdk.tf.json").is_file()
 
 
-def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, shared_outdir: Path) -> None:
-    done = run("deploy.sh", "dev", "--auto-approve", env={**fake, "CDKTF_OUTDIR": str(shared_outdir)})
+def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """Also: the scripts synthesize only the environment they act on, so a broken file of another environment
+    (staging.json here) does not block a deploy."""
+    environments = tmp_path / "environments"
+    shutil.copytree(fake["ROI_TF_ENVIRONMENTS_DIR"], environments)
+    (environments / "staging.json").write_text("{ not json")
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir), "ROI_TF_ENVIRONMENTS_DIR": str(environments)}
+    done = run("deploy.sh", "dev", "--auto-approve", env=env)
     assert done.returncode == 0, done.stderr
+    assert "synthesizing dev into" in done.stderr
     assert calls(fake, shared_outdir) == [
         "@dev init -input=false",
         "@dev plan -input=false -out=tfplan",
