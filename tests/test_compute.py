@@ -304,6 +304,8 @@ def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_dr
     assert body["lifecycle"] == {"ignore_changes": ["task_definition", "desired_count"]}
     assert body["desired_count"] == svc.desired_count
     assert body["enable_execute_command"] is config.compute.enable_execute_command
+    # Tasks carry the service's tags (cost allocation per service) and ECS's own.
+    assert body["propagate_tags"] == "SERVICE" and body["enable_ecs_managed_tags"] is True
     assert body["health_check_grace_period_seconds"] == svc.health_check_grace_period_seconds
     spot = svc.fargate_spot_percent
     strategy = {s["capacity_provider"]: s for s in body["capacity_provider_strategy"]}
@@ -332,8 +334,17 @@ def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_dr
     # A new port replaces the group: under a new name, created before the old one (in use by the listener) goes.
     assert tg["name"] == f"roi-systems-{config.name}-{which}-{svc.container_port}"
     assert tg["lifecycle"] == {"create_before_destroy": True}
-    assert any(dep.startswith("aws_lb_listener.") for dep in body["depends_on"])
-    assert listeners(stack, lb_name), "the service's load balancer listens"
+    (vpc,) = [n for n, v in stack.resources("aws_vpc").items() if stack.region_of(v) == config.region]
+    assert (tg["protocol"], tg["vpc_id"]) == ("HTTP", Stack.ref("aws_vpc", vpc))
+    # The service's load balancer forwards to this very group, and the service waits for that listener.
+    forwarding_port = 443 if config.compute.load_balancer.https else 80
+    name_of_listener, forwarding = next((n, b) for n, b in stack.resources("aws_lb_listener").items()
+                                        if b["load_balancer_arn"] == Stack.ref("aws_lb", lb_name, "arn")
+                                        and b["port"] == forwarding_port)  # fmt: skip
+    assert forwarding["default_action"] == [
+        {"type": "forward", "forward": {"target_group": [{"arn": Stack.ref("aws_lb_target_group", group_name, "arn")}]}}
+    ]
+    assert f"aws_lb_listener.{name_of_listener}" in body["depends_on"]
 
 
 @pytest.mark.parametrize("prod_env", ["prod"])
@@ -375,7 +386,7 @@ def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds
         assert target is None
         return
     assert (target["min_capacity"], target["max_capacity"]) == (svc.min_capacity, svc.max_capacity)
-    assert target["scalable_dimension"] == "ecs:service:DesiredCount"
+    assert (target["service_namespace"], target["scalable_dimension"]) == ("ecs", "ecs:service:DesiredCount")
     expected = {
         "ECSServiceAverageCPUUtilization": svc.target_cpu_percent,
         "ECSServiceAverageMemoryUtilization": svc.target_memory_percent,
@@ -384,6 +395,16 @@ def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds
     assert {metric: p["target_value"] for metric, p in policies.items()} == {
         m: v for m, v in expected.items() if v is not None
     }
+    service_name, _ = service(stack, config, which)
+    (target_name,) = [n for n, t in stack.resources("aws_appautoscaling_target").items()
+                      if t["resource_id"].endswith(Stack.ref("aws_ecs_service", service_name, "name"))]  # fmt: skip
+    own = [p for p in stack.resources("aws_appautoscaling_policy").values()
+           if p["resource_id"] == Stack.ref("aws_appautoscaling_target", target_name, "resource_id")]  # fmt: skip
+    assert len(own) == len(policies)
+    for policy in own:
+        assert policy["policy_type"] == "TargetTrackingScaling", policy["name"]
+        assert policy["service_namespace"] == Stack.ref("aws_appautoscaling_target", target_name, "service_namespace")
+        assert policy["scalable_dimension"] == Stack.ref("aws_appautoscaling_target", target_name, "scalable_dimension")
     for policy in policies.values():
         assert policy["scale_in_cooldown"] == svc.scale_in_cooldown_seconds
         assert policy["scale_out_cooldown"] == svc.scale_out_cooldown_seconds
