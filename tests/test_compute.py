@@ -569,6 +569,34 @@ def test_ml_task_role_only_reads_the_models(stack, config) -> None:
 
 
 @pytest.mark.parametrize("which", SERVICES)
+def test_exec_grants_exist_only_where_exec_is_enabled_and_reach_only_the_audit_group_and_key(stack, config, which):
+    """ECS Exec (dev): the Session Manager channels, the exec audit log group's streams and the logs key that
+    encrypts the sessions; nowhere else, and nothing of it where exec is off."""
+    statements = role_statements(stack, task_definition(stack, config, which)["task_role_arn"])
+    sids = {"OpenExecChannels", "WriteExecSessionLogs", "DescribeExecLogGroups", "DecryptExecSessions"}
+    assert (sids <= set(statements)) is config.compute.enable_execute_command
+    assert not (sids & set(statements)) or sids <= set(statements)
+    if not config.compute.enable_execute_command:
+        return
+    group, _ = stack.one("aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/ecs-exec")
+    logs_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-logs")
+    assert statements["WriteExecSessionLogs"]["resources"] == [
+        Stack.ref("aws_cloudwatch_log_group", group, "arn") + ":*"
+    ]
+    assert sorted(statements["WriteExecSessionLogs"]["actions"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statements["DecryptExecSessions"] == {
+        **statements["DecryptExecSessions"],
+        "actions": ["kms:Decrypt"],
+        "resources": [Stack.ref("aws_kms_key", logs_key, "arn")],
+    }
+    assert sorted(statements["OpenExecChannels"]["actions"]) == [
+        "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+    ]  # fmt: skip
+    assert statements["DescribeExecLogGroups"]["actions"] == ["logs:DescribeLogGroups"]
+
+
+@pytest.mark.parametrize("which", SERVICES)
 def test_bucket_key_statements_name_the_storage_key_through_s3_in_the_stack_region(deployed, which) -> None:
     """The buckets are encrypted with the storage key: a grant on another key, or a kms:ViaService value S3 never
     sends (it names its region), breaks every upload and download."""
