@@ -199,6 +199,54 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiCacheConfig:
+    """TTLs of the API's cache policy: the API's Cache-Control decides within [min, max]."""
+
+    min_ttl_seconds: int = 0
+    default_ttl_seconds: int = 0  # default: cached only when the API says so
+    max_ttl_seconds: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeoRestrictionConfig:
+    type: str = "none"  # or "whitelist" / "blacklist" of locations
+    locations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CdnConfig:
+    """The CloudFront distribution in front of the assets bucket and the API's load balancer."""
+
+    domain_name: str | None = None  # default: CloudFront's own name and default certificate
+    hosted_zone_name: str | None = None
+    minimum_protocol_version: str = "TLSv1.2_2021"
+    price_class: str = "PriceClass_100"
+    api_origin: bool = True  # /api/* to the public load balancer, over HTTPS
+    api_path_pattern: str = "/api/*"
+    assets_cache_policy: str = "Managed-CachingOptimized"
+    api_cache: ApiCacheConfig = ApiCacheConfig()
+    api_forwarded_headers: tuple[str, ...] = (
+        "Accept",
+        "Accept-Language",
+        "Content-Type",
+        "Origin",
+        "Referer",
+        "User-Agent",
+        "X-Request-Id",
+    )
+    hsts_max_age_seconds: int = 63072000  # two years
+    hsts_preload: bool = False
+    content_security_policy: str = (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
+        "form-action 'self'; upgrade-insecure-requests"
+    )
+    referrer_policy: str = "strict-origin-when-cross-origin"
+    frame_options: str = "DENY"
+    geo_restriction: GeoRestrictionConfig = GeoRestrictionConfig()
+    spa_fallback: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatabaseConfig:
     """RDS PostgreSQL and its RDS Proxy."""
 
@@ -313,6 +361,7 @@ class EnvironmentConfig:
     protection: ProtectionConfig
     networking: NetworkingConfig
     compute: ComputeConfig
+    cdn: CdnConfig
     database: DatabaseConfig
     cache: CacheConfig
     sessions: SessionsConfig
@@ -452,6 +501,7 @@ class _Loader:
         networking = self._networking(self.section(data, "networking"))
         dr_networking = self._dr_networking(data, networking)
         compute = self._compute(expected_name, data["region"], self.section(data, "compute"))
+        cdn = self._cdn(self.section(data, "cdn"), compute.load_balancer)
         database = DatabaseConfig(**self.section(data, "database"))
         cache = CacheConfig(**self.section(data, "cache"))
         sessions = SessionsConfig(**self.section(data, "sessions"))
@@ -483,6 +533,7 @@ class _Loader:
             protection=protection,
             networking=networking,
             compute=compute,
+            cdn=cdn,
             database=database,
             cache=cache,
             sessions=sessions,
@@ -620,6 +671,53 @@ class _Loader:
                     f"{scaling.min_capacity} to {scaling.max_capacity}",
                 )
         return ServiceConfig(**{**raw, "autoscaling": scaling})
+
+    def _cdn(self, raw: dict[str, Any], lb: LoadBalancerConfig) -> CdnConfig:
+        schema = self.schema["properties"]["cdn"]["properties"]
+        api_cache = ApiCacheConfig(**{**_schema_defaults(schema["api_cache"]), **raw.get("api_cache", {})})
+        geo_raw = {**_schema_defaults(schema["geo_restriction"]), **raw.get("geo_restriction", {})}
+        geo = GeoRestrictionConfig(type=geo_raw["type"], locations=tuple(geo_raw["locations"]))
+        cdn = CdnConfig(
+            **{
+                **raw,
+                "api_cache": api_cache,
+                "geo_restriction": geo,
+                "api_forwarded_headers": tuple(raw["api_forwarded_headers"]),
+            }
+        )
+        where = "$.cdn"
+        if cdn.domain_name and not cdn.hosted_zone_name:
+            self.problem(
+                f"{where}.hosted_zone_name", "is required with domain_name (aliases and certificate validation)"
+            )
+        if cdn.domain_name and cdn.hosted_zone_name and not cdn.domain_name.endswith(f".{cdn.hosted_zone_name}"):
+            self.problem(f"{where}.domain_name", f"{cdn.domain_name} is not in the zone {cdn.hosted_zone_name}")
+        if cdn.api_origin and not lb.domain_name:
+            # CloudFront checks the origin's certificate against the origin's name: only a name the load
+            # balancer's certificate covers works (its AWS DNS name never does), and plain HTTP never goes out.
+            self.problem(
+                f"{where}.api_origin",
+                "needs compute.load_balancer.domain_name: CloudFront reaches the API over HTTPS by the name the load "
+                "balancer's certificate covers (set api_origin false to serve the assets only)",
+            )
+        if not api_cache.min_ttl_seconds <= api_cache.default_ttl_seconds <= api_cache.max_ttl_seconds:
+            self.problem(
+                f"{where}.api_cache",
+                f"TTLs must satisfy min <= default <= max (got {api_cache.min_ttl_seconds}, "
+                f"{api_cache.default_ttl_seconds}, {api_cache.max_ttl_seconds})",
+            )
+        if any(header.lower() in ("authorization", "cookie", "host") for header in cdn.api_forwarded_headers):
+            self.problem(
+                f"{where}.api_forwarded_headers",
+                "must not list Authorization (it travels in the cache key, so no caller gets another's response), "
+                "Cookie (cookies are never forwarded) or Host (the origin's certificate is for its own name)",
+            )
+        if (geo.type == "none") != (not geo.locations):
+            self.problem(
+                f"{where}.geo_restriction",
+                "type none takes no locations; whitelist and blacklist need at least one",
+            )
+        return cdn
 
     def _check_load_balancer(self, name: str, region: str, lb: LoadBalancerConfig) -> None:
         where = "$.compute.load_balancer"

@@ -426,6 +426,12 @@ def _web_acl(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
     return {"arn": arn, "id": acl_id, "name": acl}
 
 
+def _cloudfront_distribution(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
+    """CloudFront is global: its ARNs name no region. IDs are 14 upper-case letters and digits."""
+    distribution_id = "E" + hashlib.sha256(f"{r.stack_name}/{name}".encode()).hexdigest()[:13].upper()
+    return {"arn": f"arn:{PARTITION}:cloudfront::{ACCOUNT}:distribution/{distribution_id}", "id": distribution_id}
+
+
 def _dynamodb_table(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
     table = r.field(body, "name", name)
     return {"arn": f"arn:{PARTITION}:dynamodb:{r.region(body)}:{ACCOUNT}:table/{table}", "name": table, "id": table}
@@ -501,6 +507,7 @@ ATTRIBUTES: dict[tuple[str, str], Attributes] = {
     ("resource", "aws_elasticache_replication_group"): _replication_group,
     ("resource", "aws_elasticache_user"): _elasticache_user,
     ("resource", "aws_wafv2_web_acl"): _web_acl,
+    ("resource", "aws_cloudfront_distribution"): _cloudfront_distribution,
     ("resource", "aws_dynamodb_table"): _dynamodb_table,
     ("resource", "aws_db_instance"): _db_instance,
     ("resource", "aws_db_proxy"): _db_proxy,

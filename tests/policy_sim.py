@@ -50,6 +50,10 @@ def resolver(stack_json: Mapping[str, Any]) -> Resolve:
             if kind == "aws_s3_bucket":
                 bucket = resolve(buckets[name]["bucket"])
                 return {"arn": f"arn:{PARTITION}:s3:::{bucket}", "id": bucket, "bucket": bucket}[attribute]
+            if kind == "aws_cloudfront_distribution":
+                distribution_id = "E" + name.upper().replace("_", "")[-13:]  # global: no region in the ARN
+                return {"arn": f"arn:{PARTITION}:cloudfront::{ACCOUNT}:distribution/{distribution_id}",
+                        "id": distribution_id}[attribute]  # fmt: skip
             return f"<{ref}>"  # anything else stays symbolic (and never matches a concrete request)
 
         return _REF.sub(one, value)

@@ -468,7 +468,7 @@ def test_https_with_a_tls_1_3_policy_and_a_redirect_or_plain_http_only_in_dev(st
         assert (
             https["certificate_arn"]
             == "${aws_acm_certificate_validation."
-            + next(iter(stack.resources("aws_acm_certificate_validation")))
+            + next(iter(stack.under("compute").resources("aws_acm_certificate_validation")))
             + ".certificate_arn}"
         )
         if is_public:
@@ -481,7 +481,10 @@ def test_https_with_a_tls_1_3_policy_and_a_redirect_or_plain_http_only_in_dev(st
 
 @pytest.mark.parametrize("env", ["staging", "prod"], indirect=True)
 def test_certificate_covers_the_api_and_ml_names_validated_in_the_configured_zone(stack, config) -> None:
+    """The load balancers' certificate (the distribution's is in tests/test_cdn.py), the API's alias on the public
+    load balancer (the name CloudFront reaches the API by) and the ML service's name on the internal one."""
     lb_config = config.compute.load_balancer
+    stack = stack.under("compute")
     (_, certificate), *more = stack.resources("aws_acm_certificate").items()
     assert not more
     assert certificate["domain_name"] == lb_config.domain_name
@@ -496,6 +499,20 @@ def test_certificate_covers_the_api_and_ml_names_validated_in_the_configured_zon
     (ml_record,) = [r for r in records.values() if r["name"] == f"ml.{lb_config.domain_name}"]
     internal, _ = load_balancer(stack, internal=True)
     assert ml_record["type"] == "CNAME" and ml_record["records"] == [Stack.ref("aws_lb", internal, "dns_name")]
+    (api_record,) = [r for r in records.values() if r["name"] == lb_config.domain_name]
+    public, _ = load_balancer(stack, internal=False)
+    assert (api_record["type"], api_record["zone_id"]) == ("A", Stack.data_ref("aws_route53_zone", *zone_names(stack)))
+    assert api_record["alias"] == {
+        "name": Stack.ref("aws_lb", public, "dns_name"),
+        "zone_id": Stack.ref("aws_lb", public, "zone_id"),
+        "evaluate_target_health": True,
+    }
+    assert len(records) == 4, "two validation records, the API's and the ML service's names"
+
+
+def zone_names(stack: Stack) -> tuple[str, str]:
+    (zone,) = stack.data("aws_route53_zone")
+    return zone, "zone_id"
 
 
 @pytest.mark.parametrize("env", ["dev"], indirect=True)

@@ -66,8 +66,11 @@ def test_schema_defaults_match_the_dataclass_defaults() -> None:
         "networking": cfg.NetworkingConfig,
         "security": cfg.SecurityConfig,
         "storage": cfg.StorageConfig,
+        "cdn": cfg.CdnConfig,
     }
     nested = {
+        "cdn.api_cache": (schema["properties"]["cdn"]["properties"]["api_cache"], cfg.ApiCacheConfig),
+        "cdn.geo_restriction": (schema["properties"]["cdn"]["properties"]["geo_restriction"], cfg.GeoRestrictionConfig),
         "compute.load_balancer": (
             schema["properties"]["compute"]["properties"]["load_balancer"],
             cfg.LoadBalancerConfig,
@@ -585,6 +588,57 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "configured (HTTPS only)",
             "environments/staging.json: $.compute.load_balancer.plain_http: must be false in staging: the API is never "
             "served over plain HTTP outside dev",
+            # An existing certificate names no host CloudFront could reach the API by.
+            "environments/staging.json: $.cdn.api_origin: needs compute.load_balancer.domain_name: CloudFront reaches "
+            "the API over HTTPS by the name the load balancer's certificate covers (set api_origin false to serve the "
+            "assets only)",
+        ],
+    ),
+    "cdn: domain without its zone, Authorization forwarded, whitelist without countries": (
+        "staging",
+        set_path(
+            "cdn",
+            value={
+                "domain_name": "app.staging.roisystems.com",
+                "api_forwarded_headers": ["Accept", "authorization"],
+                "geo_restriction": {"type": "whitelist"},
+            },
+        ),
+        [
+            "environments/staging.json: $.cdn.hosted_zone_name: is required with domain_name (aliases and "
+            "certificate validation)",
+            "environments/staging.json: $.cdn.api_forwarded_headers: must not list Authorization (it travels in the "
+            "cache key, so no caller gets another's response), Cookie (cookies are never forwarded) or Host (the "
+            "origin's certificate is for its own name)",
+            "environments/staging.json: $.cdn.geo_restriction: type none takes no locations; whitelist and blacklist "
+            "need at least one",
+        ],
+    ),
+    "cdn: domain outside its zone, TTLs out of order, countries without a restriction": (
+        "prod",
+        set_path(
+            "cdn",
+            value={
+                "domain_name": "app.notroisystems.com",
+                "hosted_zone_name": "roisystems.com",
+                "api_cache": {"min_ttl_seconds": 10, "default_ttl_seconds": 5},
+                "geo_restriction": {"locations": ["DE"]},
+            },
+        ),
+        [
+            "environments/prod.json: $.cdn.domain_name: app.notroisystems.com is not in the zone roisystems.com",
+            "environments/prod.json: $.cdn.api_cache: TTLs must satisfy min <= default <= max (got 10, 5, 60)",
+            "environments/prod.json: $.cdn.geo_restriction: type none takes no locations; whitelist and blacklist "
+            "need at least one",
+        ],
+    ),
+    "cdn: the API through CloudFront where the load balancer has no name (dev)": (
+        "dev",
+        set_path("cdn", "api_origin", value=True),
+        [
+            "environments/dev.json: $.cdn.api_origin: needs compute.load_balancer.domain_name: CloudFront reaches "
+            "the API over HTTPS by the name the load balancer's certificate covers (set api_origin false to serve the "
+            "assets only)",
         ],
     ),
     "load balancer: neither HTTPS nor plain HTTP": (

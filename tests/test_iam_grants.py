@@ -188,6 +188,7 @@ def names(stacks: dict[str, Stack]) -> dict[str, str]:
         "<events-queue>": logical("aws_sqs_queue", name="roi-systems-prod-events"),
         "<private-subnet>": logical("aws_subnet", tags={"Name": "roi-systems-prod-private-0"}),
         "<app-group>": logical("aws_security_group", name="roi-systems-prod-app"),
+        "<distribution>": logical("aws_cloudfront_distribution", comment="roi-systems-prod: web assets and the API"),
     }
 
 
@@ -234,6 +235,8 @@ RESOLVED = {
     "${aws_sqs_queue.<events-queue>.arn}": r"arn:aws:sqs:us-east-1:123456789012:roi-systems-prod-events",
     "${aws_subnet.<private-subnet>.arn}": r"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-[0-9a-f]{17}",
     "${aws_security_group.<app-group>.arn}": r"arn:aws:ec2:us-east-1:123456789012:security-group/sg-[0-9a-f]{17}",
+    # Global: no region in the ARN.
+    "${aws_cloudfront_distribution.<distribution>.arn}": r"arn:aws:cloudfront::123456789012:distribution/E[0-9A-Z]{13}",
     ACCOUNT_REF: ACCOUNT,
     PARTITION_REF: "aws",
 }

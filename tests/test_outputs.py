@@ -45,6 +45,9 @@ ALWAYS = frozenset(
         "cache_port",
         "cache_user_name",
         "ecs_cluster_name",
+        "cdn_distribution_id",
+        "cdn_domain_name",
+        "cdn_url",
         "api_service_name",
         "ml_service_name",
         "api_task_definition_arn",
@@ -231,6 +234,15 @@ def expected_outputs(stack: Stack, config: EnvironmentConfig) -> dict[str, Any]:
         table, _ = only(stack, "aws_dynamodb_table", f"{name}-sessions", lambda b: b["name"] == f"{name}-sessions")
         expected["sessions_table_name"] = Stack.ref("aws_dynamodb_table", table, "name")
     expected |= compute_outputs(stack, config, only)
+    (distribution,) = stack.resources("aws_cloudfront_distribution")
+    expected |= {
+        "cdn_distribution_id": Stack.ref("aws_cloudfront_distribution", distribution, "id"),
+        "cdn_domain_name": Stack.ref("aws_cloudfront_distribution", distribution, "domain_name"),
+        # Users hit the configured name, or CloudFront's own where none is configured (dev).
+        "cdn_url": f"https://{config.cdn.domain_name}"
+        if config.cdn.domain_name
+        else f"https://{Stack.ref('aws_cloudfront_distribution', distribution, 'domain_name')}",
+    }
     return expected
 
 

@@ -42,6 +42,11 @@ HOLDS_NOTHING = {
     "aws_appautoscaling_policy", "aws_lambda_function", "aws_lambda_event_source_mapping", "aws_sqs_queue_policy",
     "aws_sqs_queue_redrive_allow_policy", "aws_launch_template", "aws_autoscaling_group", "aws_ecs_capacity_provider",
     "aws_iam_instance_profile",
+    # cdn: the distribution and its policies are re-created from code (the assets live in their protected bucket,
+    # the access logs in the logs bucket)
+    "aws_cloudfront_distribution", "aws_cloudfront_origin_access_control", "aws_cloudfront_cache_policy",
+    "aws_cloudfront_origin_request_policy", "aws_cloudfront_response_headers_policy", "aws_cloudfront_function",
+    "aws_cloudwatch_log_delivery", "aws_cloudwatch_log_delivery_source", "aws_cloudwatch_log_delivery_destination",
 }  # fmt: skip
 
 

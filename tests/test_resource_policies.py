@@ -195,6 +195,67 @@ def bucket_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenari
 
     yield from _log_delivery_scenarios(stack, found)
     yield from _config_scenarios(stack, found)
+    yield from _cdn_scenarios(stack, found)
+
+
+def _cdn_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenario]:
+    """CloudFront reads the assets through Origin Access Control, and has them decrypted: this distribution only."""
+    resolve = resolver(stack.json)
+    for name in stack.resources("aws_cloudfront_distribution"):
+        own = resolve(Stack.ref("aws_cloudfront_distribution", name, "arn"))
+        other = f"arn:aws:cloudfront::{ACCOUNT}:distribution/EOTHERDISTRIB1"
+        foreign = f"arn:aws:cloudfront::{OTHER_ACCOUNT}:distribution/EOTHERDISTRIB1"
+        assets = found[stack.bucket_named("assets")]
+        context = {**TLS, "aws:SourceArn": own, "aws:SourceAccount": ACCOUNT}
+        read = Request("Service", "cloudfront.amazonaws.com", "s3:GetObject", f"arn:aws:s3:::{assets.label}/app.js",
+                       context)  # fmt: skip
+        yield Scenario(
+            assets,
+            "CloudFront reads the assets (Origin Access Control)",
+            read,
+            (
+                (
+                    "for another distribution of this account",
+                    read.but(context={"aws:SourceArn": other}),
+                    "implicit-deny",
+                ),
+                (
+                    "for another account's distribution",
+                    read.but(context={"aws:SourceArn": foreign, "aws:SourceAccount": OTHER_ACCOUNT}),
+                    "implicit-deny",
+                ),
+                ("a write", read.but(action="s3:PutObject"), "implicit-deny"),
+                (
+                    "a listing",
+                    read.but(action="s3:ListBucket", resource=f"arn:aws:s3:::{assets.label}"),
+                    "implicit-deny",
+                ),
+                ("without TLS", read.but(context={"aws:SecureTransport": "false"}), "explicit-deny"),
+            ),
+        )
+        (key,) = [p for p in found.values() if p.kind == "key" and p.label.endswith("-assets")]
+        decrypt = Request(
+            "Service",
+            "cloudfront.amazonaws.com",
+            "kms:Decrypt",
+            f"arn:aws:kms:{key.region}:{ACCOUNT}:key/{key.name}",
+            {"aws:SourceArn": own, "aws:SourceAccount": ACCOUNT},
+        )
+        yield Scenario(
+            key,
+            "CloudFront decrypts the assets it reads",
+            decrypt,
+            (
+                ("for another distribution", decrypt.but(context={"aws:SourceArn": other}), "implicit-deny"),
+                (
+                    "for another account's distribution",
+                    decrypt.but(context={"aws:SourceArn": foreign}),
+                    "implicit-deny",
+                ),
+                ("to encrypt", decrypt.but(action="kms:Encrypt"), "implicit-deny"),
+                ("to create data keys", decrypt.but(action="kms:GenerateDataKey"), "implicit-deny"),
+            ),
+        )
 
 
 def _config_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenario]:

@@ -82,6 +82,14 @@ def expected_key_policy(stack: Stack, config: EnvironmentConfig, alias: str) -> 
             ["kms:DescribeKey"],
             {"StringEquals": {"aws:SourceArn": trail}},
         )
+    if purpose == "assets":
+        # CloudFront may decrypt the assets for this environment's distribution only (Origin Access Control).
+        (distribution,) = stack.resources("aws_cloudfront_distribution")
+        statements["CloudFrontDecryptsAssets"] = (
+            {"Service": "cloudfront.amazonaws.com"},
+            ["kms:Decrypt"],
+            {"StringEquals": {"aws:SourceArn": Stack.ref("aws_cloudfront_distribution", distribution, "arn")}},
+        )
     return statements
 
 

@@ -74,8 +74,12 @@ def test_every_bucket_is_private_owner_enforced_versioned_tls_only_and_has_a_lif
 
 
 def test_application_buckets_use_the_storage_key_and_log_buckets_sse_s3(stack: Stack, config: EnvironmentConfig):
+    """The assets bucket alone uses the assets key (the one key CloudFront may decrypt with), its replica the DR
+    storage key, every other application bucket the storage key (never reachable by CloudFront)."""
     storage_key = key_ref(stack, f"alias/roi-systems-{config.name}-storage")
+    assets_key = key_ref(stack, f"alias/roi-systems-{config.name}-assets")
     dr_key = key_ref(stack, f"alias/roi-systems-{config.name}-dr-storage")
+    seen_assets = False
     for name, bucket in stack.resources("aws_s3_bucket").items():
         (rule,) = companion(stack, "aws_s3_bucket_server_side_encryption_configuration", name)["rule"]
         default = rule["apply_server_side_encryption_by_default"]
@@ -84,9 +88,11 @@ def test_application_buckets_use_the_storage_key_and_log_buckets_sse_s3(stack: S
             # ALB and S3 server access logs can only be delivered to SSE-S3 buckets.
             assert default == {"sse_algorithm": "AES256"}, name
         else:
-            expected_key = dr_key if short.endswith("-replica") else storage_key
+            expected_key = dr_key if short.endswith("-replica") else assets_key if short == "assets" else storage_key
+            seen_assets |= short == "assets"
             assert default == {"sse_algorithm": "aws:kms", "kms_master_key_id": expected_key}, name
             assert rule["bucket_key_enabled"] is True
+    assert seen_assets
 
 
 def test_every_bucket_but_the_log_buckets_logs_access_to_the_log_bucket_of_its_region(stack: Stack, config):

@@ -31,6 +31,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 from constructs import Construct
 
 from roi_tf.modules.security import Statement, deny_insecure_transport, policy_document
+from roi_tf.modules.security.policy import document_statements
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,12 +118,10 @@ class SecureBucket(Construct):
             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
             provider=provider,
         )
-        document = policy_document(
-            self,
-            "policy_document",
-            [*deny_insecure_transport(self.arn), *props.policy_statements],
-        )
+        self._statements = [*deny_insecure_transport(self.arn), *props.policy_statements]
+        document = policy_document(self, "policy_document", self._statements)
         document.provider = provider
+        self._document = document
         self.policy = S3BucketPolicy(self, "policy", bucket=bucket_id, policy=document.json, provider=provider)
         # Object events go to EventBridge (free for AWS service events), so monitoring can subscribe.
         S3BucketNotification(self, "notifications", bucket=bucket_id, eventbridge=True, provider=provider)
@@ -145,3 +144,8 @@ class SecureBucket(Construct):
                 depends_on=[self.versioning],
                 provider=provider,
             )
+
+    def allow(self, statements: Sequence[Statement]) -> None:
+        """Add bucket-policy statements for a grantee that exists only after the bucket (a CloudFront distribution)."""
+        self._statements.extend(statements)
+        self._document.put_statement(document_statements(self._statements))

@@ -43,6 +43,8 @@ ALB_LOG_PREFIX = "alb"
 CLOUDFRONT_LOG_PREFIX = "cloudfront"
 CLOUDTRAIL_LOG_PREFIX = "cloudtrail"
 CONFIG_LOG_PREFIX = "config"
+# The bucket CloudFront serves (schema: always configured).
+ASSETS = "assets"
 # Replication Time Control: AWS's SLA is 15 minutes; it is the only value S3 accepts.
 REPLICATION_TIME_MINUTES = 15
 # Why the log buckets use SSE-S3 rather than SSE-KMS: AWS does not support KMS there.
@@ -85,6 +87,7 @@ class Storage(Construct):
         trail_arn: str,  # the CloudTrail trail that may write to the logs bucket
         config_deliveries: bool,  # AWS Config of this account delivers to the logs bucket
         key: KmsKey,
+        assets_key: KmsKey,  # the assets bucket's own key (CloudFront may decrypt with it)
         dr_key: KmsKey,
         dr_provider: TerraformProvider,
     ) -> None:
@@ -108,7 +111,8 @@ class Storage(Construct):
         self.replicas: dict[str, SecureBucket] = {}
         for bucket_name, spec in config.buckets.items():
             construct_id = bucket_name.replace("-", "_")
-            bucket = self._bucket(construct_id, f"{prefix}-{bucket_name}-{account}", spec, key, self.logs)
+            bucket_key = assets_key if bucket_name == ASSETS else key
+            bucket = self._bucket(construct_id, f"{prefix}-{bucket_name}-{account}", spec, bucket_key, self.logs)
             self.buckets[bucket_name] = bucket
             if spec.replicate:
                 replica = self._bucket(

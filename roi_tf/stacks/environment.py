@@ -12,6 +12,7 @@ from cdktf import Fn, S3Backend, TerraformProvider, TerraformStack, TerraformVar
 from constructs import Construct
 
 from roi_tf.config import DISPOSABLE_ENVIRONMENTS, PROJECT, EnvironmentConfig, NetworkingConfig
+from roi_tf.modules.cdn import Cdn, CdnLogging, CdnOrigins
 from roi_tf.modules.compute import Compute, ImageTags
 from roi_tf.modules.database import Database
 from roi_tf.modules.exports import export
@@ -31,7 +32,7 @@ from roi_tf.modules.security import (
     WebAclProps,
     WriteOnly,
 )
-from roi_tf.modules.storage import Storage
+from roi_tf.modules.storage import ASSETS, Storage
 from roi_tf.naming import (
     kms_alias,
     log_group_prefix,
@@ -115,6 +116,7 @@ class EnvironmentStack(TerraformStack):
         self.storage = self._storage()
         self._security()
         self.compute = self._compute()
+        self.cdn = self._cdn()
 
     # --- the stack's own parts -------------------------------------------------------------------
 
@@ -293,6 +295,7 @@ class EnvironmentStack(TerraformStack):
             trail_arn=self.trail_arn,
             config_deliveries=config.security.records_configuration,
             key=self.keys.storage,
+            assets_key=self.keys.assets,
             dr_key=self.keys.dr_storage,
             dr_provider=self.dr_provider,
         )
@@ -393,4 +396,22 @@ class EnvironmentStack(TerraformStack):
                 ml=self.deployment["ml_image_tag"].string_value,
                 event_processor=self.deployment["event_processor_code"].string_value,
             ),
+        )
+
+    def _cdn(self) -> Cdn:
+        config = self.config
+        storage = self.storage.outputs
+        return Cdn(
+            self,
+            "cdn",
+            config=config.cdn,
+            name=prefix(config.name),
+            origins=CdnOrigins(
+                assets_bucket=self.storage.buckets[ASSETS],
+                assets_key=self.keys.assets,
+                api_domain_name=config.compute.load_balancer.domain_name if config.cdn.api_origin else None,
+            ),
+            logging=CdnLogging(bucket_arn=storage.logs_bucket_arn, prefix=storage.cloudfront_log_prefix),
+            web_acl_arn=self.web_acls["CLOUDFRONT"].arn,
+            provider=self.global_provider,
         )

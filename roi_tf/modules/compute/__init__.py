@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 from cdktf import Fn
 from cdktf_cdktf_provider_aws.data_aws_ec2_managed_prefix_list import DataAwsEc2ManagedPrefixList
-from cdktf_cdktf_provider_aws.route53_record import Route53Record
+from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from roi_tf.config import ComputeConfig
+from roi_tf.modules.certificate import Certificate
 from roi_tf.modules.compute.cluster import Cluster
 from roi_tf.modules.compute.events import EventProcessing
 from roi_tf.modules.compute.gpu import GpuCapacity
-from roi_tf.modules.compute.load_balancer import Certificate, LoadBalancer
+from roi_tf.modules.compute.load_balancer import LoadBalancer
 from roi_tf.modules.compute.registry import Repository
 from roi_tf.modules.compute.service import FargateService
 from roi_tf.modules.database import Database
@@ -154,6 +155,18 @@ class Compute(Construct):
             health_check_path=config.ml.health_check_path,
             deregistration_delay_seconds=config.ml.deregistration_delay_seconds,
         )
+        if lb.domain_name and self._zone_id:
+            # The API's name, on the public load balancer: the name its certificate covers, and CloudFront's origin.
+            Route53Record(
+                self,
+                "api_record",
+                zone_id=self._zone_id,
+                name=lb.domain_name,
+                type="A",
+                alias=Route53RecordAlias(
+                    name=self.public_lb.dns_name, zone_id=self.public_lb.zone_id, evaluate_target_health=True
+                ),
+            )
         if ml_host and self._zone_id:
             # The internal load balancer under a name its certificate covers (a public record of private addresses).
             Route53Record(

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate
-from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
-from cdktf_cdktf_provider_aws.data_aws_route53_zone import DataAwsRoute53Zone
 from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
@@ -17,53 +14,12 @@ from cdktf_cdktf_provider_aws.lb_listener import (
     LbListenerDefaultActionRedirect,
 )
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
-from cdktf_cdktf_provider_aws.route53_record import Route53Record
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
 from constructs import Construct
 
 HTTPS, HTTP = 443, 80
-
-
-class Certificate(Construct):
-    """An ACM certificate for ``names``, validated through DNS records in a public Route 53 zone."""
-
-    def __init__(self, scope: Construct, id: str, *, names: Sequence[str], zone_name: str) -> None:
-        super().__init__(scope, id)
-        zone = DataAwsRoute53Zone(self, "zone", name=zone_name, private_zone=False)
-        self.zone_id = zone.zone_id
-        certificate = AcmCertificate(
-            self,
-            "certificate",
-            domain_name=names[0],
-            subject_alternative_names=list(names[1:]) or None,
-            validation_method="DNS",
-            key_algorithm="EC_prime256v1",
-            # A changed name brings a new certificate, issued before the listeners let go of the old one.
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
-        records = [
-            Route53Record(
-                self,
-                f"validation_{i}",
-                zone_id=zone.zone_id,
-                name=certificate.domain_validation_options.get(i).resource_record_name,
-                type=certificate.domain_validation_options.get(i).resource_record_type,
-                records=[certificate.domain_validation_options.get(i).resource_record_value],
-                ttl=300,
-                allow_overwrite=True,
-            )
-            for i in range(len(names))
-        ]
-        # Listeners wait for the certificate to be issued, not merely requested.
-        self.validation = AcmCertificateValidation(
-            self,
-            "validation",
-            certificate_arn=certificate.arn,
-            validation_record_fqdns=[r.fqdn for r in records],
-        )
-        self.arn = self.validation.certificate_arn
 
 
 class LoadBalancer(Construct):

@@ -71,7 +71,7 @@ class KmsKey(Construct):
         root = f"arn:{props.partition}:iam::{props.account_id}:root"
         # The account root administers the key, so IAM policies can delegate and the key can never
         # become unmanageable (AWS's default key policy). Service grants follow, each conditioned.
-        statements = [
+        self._statements = [
             Statement(
                 sid="AccountRootAdministers",
                 actions=["kms:*"],
@@ -90,13 +90,21 @@ class KmsKey(Construct):
             deletion_window_in_days=props.deletion_window_days,
             key_usage="ENCRYPT_DECRYPT",
             customer_master_key_spec="SYMMETRIC_DEFAULT",
-            policy=policy_json(statements),
+            policy=policy_json(self._statements),
             provider=provider,
         )
         KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id, provider=provider)
         self.alias = props.alias
         self.arn = self.key.arn
         self.key_id = self.key.key_id
+
+    def grant(self, statements: Sequence[Statement]) -> None:
+        """Add key-policy grants to services for a resource created after the key (a CloudFront distribution)."""
+        for statement in statements:
+            if statement.effect == "Allow" and not statement.conditions:
+                raise ValueError(f"key statement {statement.sid}: grants to services must carry conditions")
+        self._statements.extend(statements)
+        self.key.policy = policy_json(self._statements)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +131,10 @@ class EncryptionKeysProps:
 
 
 class EncryptionKeys(Construct):
-    """The keys of an environment: ``data``, ``storage``, ``logs``, and ``dr_data``, ``dr_storage`` (``dr_logs``).
+    """The keys of an environment: data, storage, assets, logs, and in the DR region dr_data, dr_storage (dr_logs).
 
-    ``data`` encrypts RDS, ElastiCache, DynamoDB and Secrets Manager; ``storage`` the S3 buckets; ``logs``
+    ``data`` encrypts RDS, ElastiCache, DynamoDB and Secrets Manager; ``storage`` the S3 buckets but one, whose
+    public web assets ``assets`` encrypts (the one key CloudFront may use); ``logs``
     CloudWatch Logs and CloudTrail. AWS services that use a key on a caller's behalf (RDS, S3, Secrets
     Manager, ...) need no key-policy grant: the account root statement delegates to IAM, and each role's
     policy names the key. Services that write on their own (CloudWatch Logs, CloudTrail) are granted in
@@ -166,6 +175,9 @@ class EncryptionKeys(Construct):
 
         self.data = key("data", "RDS, ElastiCache, DynamoDB and Secrets Manager")
         self.storage = key("storage", "S3 buckets")
+        # The public web assets have a key of their own: CloudFront is granted this one (for its distribution
+        # only, by the cdn module) and can never decrypt what the storage key protects (documents, models).
+        self.assets = key("assets", "S3 web assets (served through CloudFront)")
         self.logs = key(
             "logs",
             "CloudWatch Logs and CloudTrail",

@@ -73,29 +73,30 @@ def policy_json(statements: Sequence[Statement]) -> str:
 
 def policy_document(scope: Construct, id: str, statements: Sequence[Statement]) -> DataAwsIamPolicyDocument:
     """An ``aws_iam_policy_document`` data source built from typed statements."""
-    return DataAwsIamPolicyDocument(
-        scope,
-        id,
-        statement=[
-            DataAwsIamPolicyDocumentStatement(
-                sid=s.sid,
-                effect=s.effect,
-                actions=list(s.actions),
-                resources=list(s.resources) or None,
-                principals=[
-                    DataAwsIamPolicyDocumentStatementPrincipals(type=kind, identifiers=list(ids))
-                    for kind, ids in s.principals.items()
-                ]
-                or None,
-                condition=[
-                    DataAwsIamPolicyDocumentStatementCondition(test=test, variable=variable, values=list(values))
-                    for (test, variable), values in s.conditions.items()
-                ]
-                or None,
-            )
-            for s in statements
-        ],
-    )
+    return DataAwsIamPolicyDocument(scope, id, statement=document_statements(statements))
+
+
+def document_statements(statements: Sequence[Statement]) -> list[DataAwsIamPolicyDocumentStatement]:
+    """Typed statements as the blocks of an ``aws_iam_policy_document`` (for put_statement on an existing one)."""
+    return [
+        DataAwsIamPolicyDocumentStatement(
+            sid=s.sid,
+            effect=s.effect,
+            actions=list(s.actions),
+            resources=list(s.resources) or None,
+            principals=[
+                DataAwsIamPolicyDocumentStatementPrincipals(type=kind, identifiers=list(ids))
+                for kind, ids in s.principals.items()
+            ]
+            or None,
+            condition=[
+                DataAwsIamPolicyDocumentStatementCondition(test=test, variable=variable, values=list(values))
+                for (test, variable), values in s.conditions.items()
+            ]
+            or None,
+        )
+        for s in statements
+    ]
 
 
 # The oldest TLS version a bucket accepts. Not 1.3: the AWS services that write into our buckets (log delivery,

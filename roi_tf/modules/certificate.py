@@ -1,0 +1,63 @@
+"""ACM certificates validated through DNS in a public Route 53 zone (load balancers, CloudFront)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cdktf import TerraformProvider, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate
+from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
+from cdktf_cdktf_provider_aws.data_aws_route53_zone import DataAwsRoute53Zone
+from cdktf_cdktf_provider_aws.route53_record import Route53Record
+from constructs import Construct
+
+
+class Certificate(Construct):
+    """An ACM certificate for ``names``, validated through DNS records in a public Route 53 zone."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        names: Sequence[str],
+        zone_name: str,
+        provider: TerraformProvider | None = None,  # CloudFront's certificates: us-east-1; default: the stack's
+    ) -> None:
+        super().__init__(scope, id)
+        zone = DataAwsRoute53Zone(self, "zone", name=zone_name, private_zone=False, provider=provider)
+        self.zone_id = zone.zone_id
+        certificate = AcmCertificate(
+            self,
+            "certificate",
+            domain_name=names[0],
+            subject_alternative_names=list(names[1:]) or None,
+            validation_method="DNS",
+            key_algorithm="EC_prime256v1",
+            # A changed name brings a new certificate, issued before the listeners let go of the old one.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            provider=provider,
+        )
+        records = [
+            Route53Record(
+                self,
+                f"validation_{i}",
+                zone_id=zone.zone_id,
+                name=certificate.domain_validation_options.get(i).resource_record_name,
+                type=certificate.domain_validation_options.get(i).resource_record_type,
+                records=[certificate.domain_validation_options.get(i).resource_record_value],
+                ttl=300,
+                allow_overwrite=True,
+                provider=provider,
+            )
+            for i in range(len(names))
+        ]
+        # Listeners wait for the certificate to be issued, not merely requested.
+        self.validation = AcmCertificateValidation(
+            self,
+            "validation",
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[r.fqdn for r in records],
+            provider=provider,
+        )
+        self.arn = self.validation.certificate_arn
