@@ -198,6 +198,13 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
         compute=r(prod.compute, log_retention_days=30,
                   load_balancer=r(prod.compute.load_balancer, ingress="cloudfront", idle_timeout_seconds=120),
                   event_processing=r(prod.compute.event_processing, package_type="Image")),
+        # Every CloudFront setting other than prod's (and the defaults): a value wired from a constant shows.
+        cdn=r(prod.cdn, minimum_protocol_version="TLSv1.2_2025", price_class="PriceClass_200",
+              api_cache=r(prod.cdn.api_cache, min_ttl_seconds=1, default_ttl_seconds=5, max_ttl_seconds=30),
+              api_path_pattern="/v1/*", assets_cache_policy="Managed-CachingOptimizedForUncompressedObjects",
+              api_forwarded_headers=("Accept", "X-Tenant"), hsts_max_age_seconds=31536000, hsts_preload=True,
+              content_security_policy="default-src 'none'", referrer_policy="no-referrer", frame_options="SAMEORIGIN",
+              geo_restriction=r(prod.cdn.geo_restriction, type="whitelist", locations=("DE", "FR"))),
         sessions=r(prod.sessions, deletion_protection=False),
         security=r(
             prod.security,
