@@ -237,6 +237,15 @@ def canary(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Environm
     }  # fmt: skip
 
 
+@pytest.fixture(params=[*ENVIRONMENTS, "canary"])
+def deployed(request: pytest.FixtureRequest, stacks, configs) -> tuple[Stack, EnvironmentConfig]:
+    """(stack, config) of every environment and of the canary (other regions, confusable settings distinct)."""
+    if request.param == "canary":
+        config, canary_stacks = request.getfixturevalue("canary")
+        return canary_stacks[config.name], config
+    return stacks[request.param], configs[request.param]
+
+
 @pytest.fixture(params=ENVIRONMENTS)
 def env(request: pytest.FixtureRequest) -> str:
     return request.param

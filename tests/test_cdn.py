@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from conftest import Stack
-from roi_tf.config import EnvironmentConfig
 from roi_tf.modules.cdn import SPA_REWRITE
 
 ALL_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
@@ -32,15 +31,6 @@ def one_of(stack: Stack, rtype: str) -> tuple[str, dict[str, Any]]:
 
 def api_behaviours(body: dict[str, Any]) -> list[dict[str, Any]]:
     return body.get("ordered_cache_behavior", [])
-
-
-@pytest.fixture(params=["dev", "staging", "prod", "canary"])
-def deployed(request: pytest.FixtureRequest, stacks, configs) -> tuple[Stack, EnvironmentConfig]:
-    """(stack, config) of every environment and of the canary (eu-west-1: CloudFront's resources still us-east-1)."""
-    if request.param == "canary":
-        config, canary_stacks = request.getfixturevalue("canary")
-        return canary_stacks[config.name], config
-    return stacks[request.param], configs[request.param]
 
 
 def test_one_distribution_in_us_east_1_with_the_cloudfront_web_acl(deployed) -> None:

@@ -17,15 +17,6 @@ from roi_tf.config import EnvironmentConfig, ServiceConfig
 SERVICES = ("api", "ml")
 
 
-@pytest.fixture(params=["dev", "staging", "prod", "canary"])
-def deployed(request: pytest.FixtureRequest, stacks, configs) -> tuple[Stack, EnvironmentConfig]:
-    """(stack, config) of every environment and of the canary (another region, an idle timeout of its own)."""
-    if request.param == "canary":
-        config, canary_stacks = request.getfixturevalue("canary")
-        return canary_stacks[config.name], config
-    return stacks[request.param], configs[request.param]
-
-
 def repository(stack: Stack, config: EnvironmentConfig, image: str) -> tuple[str, dict[str, Any]]:
     return stack.one("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
 
