@@ -195,8 +195,15 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
         dr_networking=r(prod.dr_networking, availability_zone_ids=("euc1-az1", "euc1-az2"), flow_log_retention_days=60),
         database=r(prod.database, deletion_protection=True, log_retention_days=120),
         cache=r(prod.cache, log_retention_days=150),
+        # The services told apart: own ports and health path, the API's count above its floor and its own
+        # cooldown, the ML service without scaling, a stricter TLS policy than the default.
         compute=r(prod.compute, log_retention_days=30,
-                  load_balancer=r(prod.compute.load_balancer, ingress="cloudfront", idle_timeout_seconds=120),
+                  api=r(prod.compute.api, container_port=8081, desired_count=4,
+                        autoscaling=r(prod.compute.api.autoscaling, min_capacity=3, scale_in_cooldown_seconds=240)),
+                  ml=r(prod.compute.ml, container_port=9000, health_check_path="/ready",
+                       autoscaling=r(prod.compute.ml.autoscaling, enabled=False)),
+                  load_balancer=r(prod.compute.load_balancer, ingress="cloudfront", idle_timeout_seconds=120,
+                                  ssl_policy="ELBSecurityPolicy-TLS13-1-3-2021-06"),
                   event_processing=r(prod.compute.event_processing, package_type="Image")),
         # Every CloudFront setting other than prod's (and the defaults): a value wired from a constant shows.
         cdn=r(prod.cdn, minimum_protocol_version="TLSv1.2_2025", price_class="PriceClass_200",

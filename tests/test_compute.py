@@ -277,7 +277,8 @@ def test_api_gets_its_endpoints_from_the_database_module_and_its_secret_from_sec
 
 
 @pytest.mark.parametrize("which", SERVICES)
-def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_drift(stack, config, which) -> None:
+def test_service_runs_private_with_circuit_breaker_and_ignores_ci_and_scaling_drift(deployed, which) -> None:
+    stack, config = deployed
     svc = service_config(config, which)
     _, body = service(stack, config, which)
     network = body["network_configuration"]
@@ -369,8 +370,9 @@ def scaling(stack: Stack, config: EnvironmentConfig, which: str) -> tuple[dict[s
 
 
 @pytest.mark.parametrize("which", SERVICES)
-def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds(stack, config, which) -> None:
-    """Design document: disabled in dev, enabled in staging, aggressive in prod."""
+def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds(deployed, which) -> None:
+    """Design document: disabled in dev, enabled in staging, aggressive in prod (the canary: API only)."""
+    stack, config = deployed
     svc = service_config(config, which).autoscaling
     target, policies = scaling(stack, config, which)
     if not svc.enabled:
@@ -392,6 +394,10 @@ def test_autoscaling_tracks_cpu_memory_and_requests_within_the_configured_bounds
     own = [p for p in stack.resources("aws_appautoscaling_policy").values()
            if p["resource_id"] == Stack.ref("aws_appautoscaling_target", target_name, "resource_id")]  # fmt: skip
     assert len(own) == len(policies)
+    service_ref = Stack.ref("aws_ecs_service", service_name, "name")
+    suffixes = {"ECSServiceAverageCPUUtilization": "cpu", "ECSServiceAverageMemoryUtilization": "memory",
+                "ALBRequestCountPerTarget": "requests"}  # fmt: skip
+    assert sorted(p["name"] for p in own) == sorted(f"{service_ref}-{suffixes[m]}" for m in policies)
     for policy in own:
         assert policy["policy_type"] == "TargetTrackingScaling", policy["name"]
         assert policy["service_namespace"] == Stack.ref("aws_appautoscaling_target", target_name, "service_namespace")
@@ -441,8 +447,9 @@ def test_public_load_balancer_is_hardened_logged_and_behind_the_regional_web_acl
     }
 
 
-def test_https_with_a_tls_1_3_policy_and_a_redirect_or_plain_http_only_in_dev(stack, config) -> None:
+def test_https_with_a_tls_1_3_policy_and_a_redirect_or_plain_http_only_in_dev(deployed) -> None:
     """Never plain HTTP in staging or prod: HTTPS with the configured TLS 1.3 policy, HTTP answers with a 301."""
+    stack, config = deployed
     lb_config = config.compute.load_balancer
     public, _ = load_balancer(stack, internal=False)
     internal, _ = load_balancer(stack, internal=True)
@@ -463,6 +470,7 @@ def test_https_with_a_tls_1_3_policy_and_a_redirect_or_plain_http_only_in_dev(st
             + ".certificate_arn}"
         )
         if is_public:
+            assert found[80]["protocol"] == "HTTP" and "certificate_arn" not in found[80]
             (redirect,) = found[80]["default_action"]
             assert redirect == {
                 "type": "redirect",
@@ -485,8 +493,13 @@ def test_certificate_covers_the_api_and_ml_names_validated_in_the_configured_zon
     (zone,) = stack.data("aws_route53_zone").values()
     assert zone == {**zone, "name": lb_config.hosted_zone_name, "private_zone": False}
     records = stack.resources("aws_route53_record")
-    validations = [r for r in records.values() if "domain_validation_options" in r["name"]]
+    validations = [n for n, r in records.items() if "domain_validation_options" in r["name"]]
     assert len(validations) == 2
+    # Issued means every name validated: the validation waits for both records.
+    (validation,) = stack.resources("aws_acm_certificate_validation").values()
+    assert sorted(validation["validation_record_fqdns"]) == sorted(
+        Stack.ref("aws_route53_record", n, "fqdn") for n in validations
+    )
     (ml_record,) = [r for r in records.values() if r["name"] == f"ml.{lb_config.domain_name}"]
     internal, _ = load_balancer(stack, internal=True)
     assert ml_record["type"] == "CNAME" and ml_record["records"] == [Stack.ref("aws_lb", internal, "dns_name")]
@@ -542,8 +555,10 @@ def test_internal_load_balancer_is_private_and_has_no_web_acl(stack, config) -> 
 # --- IAM --------------------------------------------------------------------------------------------
 
 
-def test_api_task_role_may_do_exactly_what_the_api_uses(stack, config) -> None:
-    """Guards against a grant beyond the API's needs (another bucket, all of Redis, every database user)."""
+def test_api_task_role_may_do_exactly_what_the_api_uses(deployed) -> None:
+    """Guards against a grant beyond the API's needs (another bucket, all of Redis, every database user), and a
+    grant that names the wrong key, region or resource (the canary is in eu-west-1)."""
+    stack, config = deployed
     definition = task_definition(stack, config, "api")
     statements = role_statements(stack, definition["task_role_arn"])
     expected = {
@@ -560,9 +575,39 @@ def test_api_task_role_may_do_exactly_what_the_api_uses(stack, config) -> None:
     assert sorted(statements["UseDocuments"]["actions"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     (proxy,) = stack.resources("aws_db_proxy")
     (grant,) = statements["ConnectThroughRdsProxy"]["resources"]
-    assert f'${{element(split(":", aws_db_proxy.{proxy}.arn), 6)}}/{config.database.master_username}' in grant
+    assert grant == (
+        f"arn:${{data.aws_partition.partition.partition}}:rds-db:{config.region}:"
+        f"${{data.aws_caller_identity.current.account_id}}:dbuser:"
+        f'${{element(split(":", aws_db_proxy.{proxy}.arn), 6)}}/{config.database.master_username}'
+    )
+    # ElastiCache IAM authentication checks both: the replication group and the user.
     redis_user, _ = stack.one("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
-    assert Stack.ref("aws_elasticache_user", redis_user, "arn") in statements["ConnectToRedisAsAppUser"]["resources"]
+    (group,) = stack.resources("aws_elasticache_replication_group")
+    assert statements["ConnectToRedisAsAppUser"]["resources"] == [
+        Stack.ref("aws_elasticache_replication_group", group, "arn"),
+        Stack.ref("aws_elasticache_user", redis_user, "arn"),
+    ]
+    data_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-data")
+    events = statements["EncryptEventsThroughSqs"]
+    assert events["resources"] == [Stack.ref("aws_kms_key", data_key, "arn")]
+    assert events["condition"] == [
+        {"test": "StringEquals", "variable": "kms:ViaService", "values": [f"sqs.{config.region}.amazonaws.com"]}
+    ]
+    if config.sessions.enabled:
+        table, _ = stack.one("aws_dynamodb_table", name=f"roi-systems-{config.name}-sessions")
+        assert statements["UseSessions"]["resources"] == [Stack.ref("aws_dynamodb_table", table, "arn")]
+        assert sorted(statements["UseSessions"]["actions"]) == [
+            "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"
+        ]  # fmt: skip
+        sessions_key = statements["SessionsKeyThroughDynamoDb"]
+        assert sessions_key["resources"] == [Stack.ref("aws_kms_key", data_key, "arn")]
+        assert sessions_key["condition"] == [
+            {
+                "test": "StringEquals",
+                "variable": "kms:ViaService",
+                "values": [f"dynamodb.{config.region}.amazonaws.com"],
+            }
+        ]
 
 
 def test_ml_task_role_only_reads_the_models(stack, config) -> None:
@@ -641,6 +686,10 @@ def test_event_processing_is_wired_to_the_data_key_the_artifacts_bucket_and_its_
         assert function["image_uri"].startswith(f"${{aws_ecr_repository.{repo}.repository_url}}:")
         (policy,) = policies
         assert f"aws_ecr_repository_policy.{policy}" in function["depends_on"]
+        # Lambda pulls for this function, in this region (the canary's eu-west-1).
+        document = stack.resources("aws_ecr_repository_policy")[policy]["policy"].split(".")[2]
+        repository_policy = json.dumps(stack.data("aws_iam_policy_document")[document])
+        assert f":lambda:{config.region}:" in repository_policy and ":lambda:us-east-1:" not in repository_policy
 
 
 @pytest.mark.parametrize("which", SERVICES)
@@ -649,6 +698,11 @@ def test_execution_role_pulls_only_its_repository_writes_only_its_logs_reads_onl
 ) -> None:
     definition = task_definition(stack, config, which)
     statements = role_statements(stack, definition["execution_role_arn"])
+    # Both roles are assumed by ECS tasks (not the ECS service principal, which could never assume them).
+    for arn in (definition["execution_role_arn"], definition["task_role_arn"]):
+        role = stack.resources("aws_iam_role")[arn.split(".")[1]]
+        trust = stack.data("aws_iam_policy_document")[role["assume_role_policy"].split(".")[2]]
+        assert [p["identifiers"] for s in trust["statement"] for p in s["principals"]] == [["ecs-tasks.amazonaws.com"]]
     repo, _ = repository(stack, config, which)
     assert statements["PullImages"]["resources"] == [Stack.ref("aws_ecr_repository", repo, "arn")]
     assert sorted(statements["PullImages"]["actions"]) == [
