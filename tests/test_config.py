@@ -934,3 +934,64 @@ def test_desired_count_boundaries_of_the_scaling_range(problems_after, desired_c
     assert found == (
         [] if accepted else [f"$.compute.api.desired_count: {desired_count} is outside the auto-scaling range 2 to 6"]
     )
+
+
+def put(*keys: str, value: Any) -> Callable[[dict], None]:
+    """Set a nested value, creating the sections on the way (a section may be absent where defaults apply)."""
+
+    def change(data: dict) -> None:
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+
+    return change
+
+
+# Schema limits that keep a running system safe: (env, path, the first value refused, the last value accepted).
+SAFETY_LIMITS = {
+    "the event source polls with 2 invocations: less reserved concurrency throttles it": (
+        "prod", ("compute", "event_processing", "reserved_concurrency"), 1, 2),
+    "an SQS batch above 10 needs a batching window, refused by the API at apply": (
+        "prod", ("compute", "event_processing", "batch_size"), 11, 10),
+    "no load balancer policy without TLS 1.3": (
+        "prod", ("compute", "load_balancer", "ssl_policy"), "ELBSecurityPolicy-2016-08",
+        "ELBSecurityPolicy-TLS13-1-2-2021-06"),
+    "auto-scaling never scales a service to zero tasks": (
+        "staging", ("compute", "api", "autoscaling", "min_capacity"), 0, 1),
+    "the app runs as uid 1000, which cannot bind a privileged port": (
+        "prod", ("compute", "api", "container_port"), 1023, 1024),
+    "HSTS for at least a year": ("prod", ("cdn", "hsts_max_age_seconds"), 31535999, 31536000),
+    "viewers get TLS 1.2 (2021 policy) or newer": (
+        "prod", ("cdn", "minimum_protocol_version"), "TLSv1.2_2019", "TLSv1.2_2021"),
+    "API responses are cached at most an hour": ("prod", ("cdn", "api_cache", "max_ttl_seconds"), 3601, 3600),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", SAFETY_LIMITS)
+def test_schema_limits_refuse_the_first_unsafe_value_and_accept_the_last_safe_one(problems_after, limit) -> None:
+    env, path, refused, accepted = SAFETY_LIMITS[limit]
+    where = "$." + ".".join(path)
+    problems = problems_after(env, put(*path, value=refused))
+    assert len(problems) == 1 and problems[0].startswith(f"{where}: "), problems
+    assert problems_after(env, put(*path, value=accepted)) == []
+
+
+def test_a_load_balancer_certificate_must_be_in_the_environments_own_region(problems_after) -> None:
+    """In eu-west-1, an eu-west-1 certificate is accepted and a us-east-1 one refused (not the other way round)."""
+
+    def moved(certificate_region: str) -> Callable[[dict], None]:
+        def change(data: dict) -> None:
+            data["region"] = "eu-west-1"
+            data["compute"]["load_balancer"] = {
+                "certificate_arn": CERTIFICATE.replace("us-east-1", certificate_region),
+                "ingress": "cloudfront",
+            }
+            data["cdn"]["api_origin"] = False  # an existing certificate names no host for CloudFront
+
+        return change
+
+    assert problems_after("staging", moved("eu-west-1")) == []
+    assert problems_after("staging", moved("us-east-1")) == [
+        "$.compute.load_balancer.certificate_arn: is in us-east-1: a load balancer's certificate must be in eu-west-1"
+    ]

@@ -156,6 +156,8 @@ def test_instances_run_the_configured_type_on_the_ecs_gpu_optimized_ami(variant)
     assert template["image_id"] == Stack.data_ref("aws_ssm_parameter", ami_name, "insecure_value")
     assert template["instance_type"] == config.instance_type
     assert template["name"] == NAME
+    # Each new AMI (a new version) becomes the default, so the template shown in the console is what launches.
+    assert template["update_default_version"] is True
 
 
 def user_data_script(stack: Stack, directory: Path) -> str:
@@ -347,6 +349,8 @@ def test_group_is_scale_in_protected_health_checked_and_tagged_for_ecs(variant) 
     _, stack = variant
     _, group = only(stack, "aws_autoscaling_group")
     assert group["protect_from_scale_in"] is True
+    # Scale-in protection would otherwise keep `terraform destroy` waiting for instances that never go.
+    assert group["force_delete"] is True
     assert group["health_check_type"] == "EC2"
     assert group["health_check_grace_period"] >= 300
     assert {"key": "AmazonECSManaged", "value": "", "propagate_at_launch": True} in group["tag"]
