@@ -386,6 +386,11 @@ class EnvironmentConfig:
         )
 
 
+def in_zone(domain: str, zone: str) -> bool:
+    """The zone's apex itself, or a name below it (label by label: api.notexample.com is not in example.com)."""
+    return domain == zone or domain.endswith(f".{zone}")
+
+
 def display_path(path: Path) -> str:
     """``environments/prod.json`` when under the working directory, else the absolute path."""
     rel = os.path.relpath(path)
@@ -690,7 +695,7 @@ class _Loader:
             self.problem(
                 f"{where}.hosted_zone_name", "is required with domain_name (aliases and certificate validation)"
             )
-        if cdn.domain_name and cdn.hosted_zone_name and not cdn.domain_name.endswith(f".{cdn.hosted_zone_name}"):
+        if cdn.domain_name and cdn.hosted_zone_name and not in_zone(cdn.domain_name, cdn.hosted_zone_name):
             self.problem(f"{where}.domain_name", f"{cdn.domain_name} is not in the zone {cdn.hosted_zone_name}")
         if cdn.api_origin and not lb.domain_name:
             # CloudFront checks the origin's certificate against the origin's name: only a name the load
@@ -725,7 +730,7 @@ class _Loader:
             self.problem(f"{where}.domain_name", "give either certificate_arn or domain_name, not both")
         if lb.domain_name and not lb.hosted_zone_name:
             self.problem(f"{where}.hosted_zone_name", "is required with domain_name (the certificate's DNS validation)")
-        if lb.domain_name and lb.hosted_zone_name and not lb.domain_name.endswith(f".{lb.hosted_zone_name}"):
+        if lb.domain_name and lb.hosted_zone_name and not in_zone(lb.domain_name, lb.hosted_zone_name):
             self.problem(f"{where}.domain_name", f"{lb.domain_name} is not in the zone {lb.hosted_zone_name}")
         if lb.certificate_arn and lb.certificate_arn.split(":")[3] != region:
             self.problem(

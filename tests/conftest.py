@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -222,8 +223,11 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
             db_password_version=3,
             jwt_secret_version=5,
         ),
+        # The assets bucket replicated too: its own key (not the storage key) must then be the one decrypted.
         storage=r(prod.storage, noncurrent_expiration_days=200, abort_incomplete_multipart_days=3,
-                  access_log_expiration_days=500, noncurrent_glacier_days=40),
+                  access_log_expiration_days=500, noncurrent_glacier_days=40,
+                  buckets=MappingProxyType({**prod.storage.buckets,
+                                            "assets": r(prod.storage.buckets["assets"], replicate=True)})),
     )  # fmt: skip
 
 

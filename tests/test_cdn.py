@@ -96,7 +96,9 @@ def test_a_configured_domain_gets_a_us_east_1_certificate_tls_1_2_2021_and_both_
     assert zone == {**zone, "name": cdn.hosted_zone_name, "private_zone": False}
     aliases = {r["type"]: r for r in records.values() if r["name"] == cdn.domain_name}
     assert sorted(aliases) == ["A", "AAAA"]
+    zone_name = next(iter(stack.under("cdn").data("aws_route53_zone")))
     for record in aliases.values():
+        assert record["zone_id"] == Stack.data_ref("aws_route53_zone", zone_name, "zone_id"), "our zone"
         assert record["alias"] == {
             "name": Stack.ref("aws_cloudfront_distribution", name, "domain_name"),
             "zone_id": Stack.ref("aws_cloudfront_distribution", name, "hosted_zone_id"),
@@ -207,6 +209,7 @@ def test_the_api_cache_never_serves_one_callers_response_to_another(deployed) ->
     assert key["headers_config"] == {"header_behavior": "whitelist", "headers": {"items": ["Authorization"]}}
     assert key["cookies_config"] == {"cookie_behavior": "none"}
     assert key["query_strings_config"] == {"query_string_behavior": "all"}
+    assert key["enable_accept_encoding_gzip"] is True and key["enable_accept_encoding_brotli"] is True
     request_name, request = one_of(stack, "aws_cloudfront_origin_request_policy")
     assert behaviour["origin_request_policy_id"] == Stack.ref(
         "aws_cloudfront_origin_request_policy", request_name, "id"
@@ -252,6 +255,7 @@ def test_access_logs_go_to_the_logs_bucket_under_cloudfront_through_standard_log
     destination_name, destination = one_of(stack, "aws_cloudwatch_log_delivery_destination")
     _, delivery = one_of(stack, "aws_cloudwatch_log_delivery")
     assert source["log_type"] == "ACCESS_LOGS"
+    assert destination["output_format"] == "json"
     assert source["resource_arn"] == Stack.ref("aws_cloudfront_distribution", name, "arn")
     logs = stack.bucket_named("logs")
     assert destination["delivery_destination_configuration"] == [
@@ -278,6 +282,7 @@ def test_spa_routes_are_rewritten_on_the_assets_behaviour_only(stack: Stack, con
         return
     ((function_name, function),) = functions.items()
     assert function["runtime"] == "cloudfront-js-2.0" and function["publish"] is True
+    assert function["code"] == SPA_REWRITE, "the code the node test runs is the code deployed"
     assert associations == [
         {"event_type": "viewer-request", "function_arn": Stack.ref("aws_cloudfront_function", function_name, "arn")}
     ]
@@ -290,6 +295,7 @@ def test_spa_routes_are_rewritten_on_the_assets_behaviour_only(stack: Stack, con
         ("/", "/index.html"),
         ("/dashboard", "/index.html"),
         ("/reports/2026/q3", "/index.html"),
+        ("/releases/v1.2/notes", "/index.html"),  # a dot in a folder is not a file extension
         ("/app.js", "/app.js"),
         ("/assets/logo.svg", "/assets/logo.svg"),
         ("/index.html", "/index.html"),
@@ -300,3 +306,23 @@ def test_the_spa_function_serves_index_html_for_app_routes_and_files_as_they_are
     script = SPA_REWRITE + f"\nconsole.log(handler({{request: {{uri: {json.dumps(uri)}}}}}).uri);\n"
     done = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == served
+
+
+def test_api_origin_off_serves_the_assets_only_even_where_the_load_balancer_has_a_name(configs, tmp_path) -> None:
+    """cdn.api_origin false in an environment whose load balancer has a domain (staging, edited): no API origin,
+    behaviour or API policies. (Dev, the shipped case, has no load balancer name either.)"""
+    from dataclasses import replace
+
+    from roi_tf.app import synth
+
+    staging = configs["staging"]
+    config = replace(staging, cdn=replace(staging.cdn, api_origin=False))
+    assert config.compute.load_balancer.domain_name
+    synth({config.name: config}, tmp_path / "out")
+    stack = Stack(config.name, tmp_path / "out/stacks/staging/cdk.tf.json",
+                  json.loads((tmp_path / "out/stacks/staging/cdk.tf.json").read_text()))  # fmt: skip
+    _, body = distribution(stack)
+    assert [o["origin_id"] for o in body["origin"]] == ["assets"]
+    assert "ordered_cache_behavior" not in body
+    assert stack.resources("aws_cloudfront_cache_policy") == {}
+    assert stack.resources("aws_cloudfront_origin_request_policy") == {}

@@ -965,6 +965,16 @@ SAFETY_LIMITS = {
     "viewers get TLS 1.2 (2021 policy) or newer": (
         "prod", ("cdn", "minimum_protocol_version"), "TLSv1.2_2019", "TLSv1.2_2021"),
     "API responses are cached at most an hour": ("prod", ("cdn", "api_cache", "max_ttl_seconds"), 3601, 3600),
+    "no 2018 viewer TLS policy (weaker ciphers)": (
+        "prod", ("cdn", "minimum_protocol_version"), "TLSv1.2_2018", "TLSv1.2_2025"),
+    "no TLS 1.0 for viewers": ("prod", ("cdn", "minimum_protocol_version"), "TLSv1_2016", "TLSv1.3_2025"),
+    "the full URL never leaks to other sites": (
+        "prod", ("cdn", "referrer_policy"), "unsafe-url", "strict-origin-when-cross-origin"),
+    "nor over HTTP": ("prod", ("cdn", "referrer_policy"), "no-referrer-when-downgrade", "no-referrer"),
+    "CloudFront's quota of 10 headers per origin request policy": (
+        "prod", ("cdn", "api_forwarded_headers"), [f"X-H{i}" for i in range(11)], [f"X-H{i}" for i in range(10)]),
+    "the API path is a prefix pattern (else /api/x would fall to the assets and their SPA rewrite)": (
+        "prod", ("cdn", "api_path_pattern"), "/api", "/api/*"),
 }  # fmt: skip
 
 
@@ -994,4 +1004,40 @@ def test_a_load_balancer_certificate_must_be_in_the_environments_own_region(prob
     assert problems_after("staging", moved("eu-west-1")) == []
     assert problems_after("staging", moved("us-east-1")) == [
         "$.compute.load_balancer.certificate_arn: is in us-east-1: a load balancer's certificate must be in eu-west-1"
+    ]
+
+
+@pytest.mark.parametrize("header", ["Authorization", "COOKIE", "Host"])
+def test_headers_that_break_caching_or_the_origin_are_never_forwarded_whatever_their_case(problems_after, header):
+    problems = problems_after("prod", put("cdn", "api_forwarded_headers", value=["Accept", header]))
+    assert [p.split(": ", 1)[0] for p in problems] == ["$.cdn.api_forwarded_headers"]
+    assert problems_after("prod", put("cdn", "api_forwarded_headers", value=["Accept", "X-Request-Id"])) == []
+
+
+def test_the_default_ttl_may_not_exceed_the_maximum(problems_after) -> None:
+    assert problems_after(
+        "prod", put("cdn", "api_cache", value={"default_ttl_seconds": 90, "max_ttl_seconds": 60})
+    ) == ["$.cdn.api_cache: TTLs must satisfy min <= default <= max (got 0, 90, 60)"]
+    assert (
+        problems_after("prod", put("cdn", "api_cache", value={"default_ttl_seconds": 60, "max_ttl_seconds": 60})) == []
+    )
+
+
+@pytest.mark.parametrize("section", [("cdn",), ("compute", "load_balancer")])
+def test_a_zone_apex_is_in_its_zone_and_a_lookalike_is_not(problems_after, section) -> None:
+    """Alias records at the apex are valid (CloudFront and load balancers); a name that merely ends alike is not."""
+
+    def named(domain: str) -> Callable[[dict], None]:
+        def change(data: dict) -> None:
+            node = data
+            for key in section:
+                node = node[key]
+            node.update(domain_name=domain, hosted_zone_name="roisystems.com")
+
+        return change
+
+    assert problems_after("prod", named("roisystems.com")) == []
+    where = "$." + ".".join(section)
+    assert problems_after("prod", named("xroisystems.com")) == [
+        f"{where}.domain_name: xroisystems.com is not in the zone roisystems.com"
     ]

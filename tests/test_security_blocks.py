@@ -211,6 +211,22 @@ def test_web_acl_upload_prefixes_form_a_statement_waf_accepts(scratch, prefixes)
     assert [m["byte_match_statement"]["search_string"] for m in matches] == list(prefixes)
 
 
+def test_a_grant_added_to_a_key_later_must_be_conditioned_and_lands_in_its_policy(scratch) -> None:
+    """KmsKey.grant (for grantees created after the key): unconditioned service grants are refused; a conditioned
+    one is rendered into the key's policy."""
+    kms = key(scratch)
+    with pytest.raises(ValueError, match="must carry conditions"):
+        kms.grant([Statement(sid="Open", actions=["kms:Decrypt"], resources=["*"], any_resource_reason="key policy",
+                             principals={"Service": ["cloudfront.amazonaws.com"]})])  # fmt: skip
+    distribution = "arn:aws:cloudfront::123456789012:distribution/E1"
+    kms.grant(
+        [key_statement(sid="Scoped", actions=["kms:Decrypt"], principals={"Service": ["cloudfront.amazonaws.com"]},
+                       conditions={("StringEquals", "aws:SourceArn"): [distribution]})]
+    )  # fmt: skip
+    (body,) = synth(scratch)["resource"]["aws_kms_key"].values()
+    assert [s["Sid"] for s in json.loads(body["policy"])["Statement"]] == ["AccountRootAdministers", "Scoped"]
+
+
 def test_sse_s3_bucket_needs_a_reason(scratch) -> None:
     from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 

@@ -241,3 +241,27 @@ def test_replication_role_can_do_only_replication(stack: Stack, config: Environm
 
 # Who may write into which bucket (log delivery, CloudTrail, TLS only) is simulated, with negative twins for
 # every statement, in tests/test_resource_policies.py.
+
+
+def test_every_replication_decrypts_with_its_source_buckets_key_and_encrypts_with_its_replicas(deployed) -> None:
+    """Over every replicated bucket (the canary replicates the assets, whose key is not the storage key): the role
+    may decrypt exactly the key the source bucket encrypts with, and encrypt with the replica's."""
+    stack, _ = deployed
+
+    def sse_key(bucket: str) -> str:
+        (rule,) = companion(stack, "aws_s3_bucket_server_side_encryption_configuration", bucket)["rule"]
+        return rule["apply_server_side_encryption_by_default"]["kms_master_key_id"]
+
+    replications = stack.resources("aws_s3_bucket_replication_configuration").values()
+    assert replications
+    for replication in replications:
+        source = replication["bucket"].split(".")[1]
+        (rule,) = replication["rule"]
+        replica = rule["destination"]["bucket"].split(".")[1]
+        assert rule["destination"]["encryption_configuration"]["replica_kms_key_id"] == sse_key(replica)
+        role_name = replication["role"].split(".")[1]
+        (policy,) = [p for p in stack.resources("aws_iam_role_policy").values() if role_name in p["role"]]
+        document = stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]
+        grants = {s["sid"]: s for s in document["statement"]}
+        assert grants["DecryptSource"]["resources"] == [sse_key(source)], source
+        assert grants["EncryptReplica"]["resources"] == [sse_key(replica)], replica

@@ -124,7 +124,7 @@ class Storage(Construct):
                     provider=dr_provider,
                 )
                 self.replicas[bucket_name] = replica
-                self._replicate(construct_id, bucket, replica, key, dr_key)
+                self._replicate(construct_id, bucket, replica, bucket_key, dr_key)
 
         self.outputs = StorageOutputs(
             bucket_names={name: b.name for name, b in self.buckets.items()},
