@@ -1,6 +1,8 @@
 """ROI Systems infrastructure as code: CDKTF constructs that synthesize Terraform JSON per environment."""
 
-from roi_tf import provider_loader
+from roi_tf import provider_loader, type_hints
 
 # Before anything imports the AWS provider: import only the submodules a stack uses (docs/FAST_SYNTH.md).
 provider_loader.install()
+# The provider's run-time argument checks evaluate their annotations once per signature, not once per call.
+type_hints.memoize_stub_type_hints()

@@ -1,0 +1,54 @@
+"""roi_tf/type_hints.py: the provider's argument checks reuse their evaluated annotations, and still check."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+import roi_tf  # noqa: F401  (installs the memoization, as main.py does)
+from roi_tf import type_hints
+
+
+def _typecheckingstub__0123abcd(scope: int, id_: str) -> None:  # the shape jsii generates
+    ...
+
+
+def ordinary(scope: int) -> str:
+    return str(scope)
+
+
+def test_a_stubs_hints_are_evaluated_once_and_are_the_real_ones() -> None:
+    first = typing.get_type_hints(_typecheckingstub__0123abcd)
+    assert first == type_hints._real_get_type_hints(_typecheckingstub__0123abcd) == {
+        "scope": int, "id_": str, "return": type(None)
+    }  # fmt: skip
+    assert typing.get_type_hints(_typecheckingstub__0123abcd) is first, "cached, not evaluated again"
+
+
+def test_every_other_call_goes_to_the_real_function() -> None:
+    """Not a stub, or called with namespaces or extras: evaluated as without the cache (a new dict each time)."""
+    assert typing.get_type_hints(ordinary) == {"scope": int, "return": str}
+    assert typing.get_type_hints(ordinary) is not typing.get_type_hints(ordinary)
+    with_namespace = typing.get_type_hints(_typecheckingstub__0123abcd, globalns=globals())
+    assert with_namespace == typing.get_type_hints(_typecheckingstub__0123abcd)
+    assert with_namespace is not typing.get_type_hints(_typecheckingstub__0123abcd)
+    assert not type_hints.is_stub(ordinary) and type_hints.is_stub(_typecheckingstub__0123abcd)
+
+
+def test_installing_twice_changes_nothing() -> None:
+    type_hints.memoize_stub_type_hints()
+    type_hints.memoize_stub_type_hints()
+    assert typing.get_type_hints is type_hints._get_type_hints
+    assert typing.get_type_hints(_typecheckingstub__0123abcd) is typing.get_type_hints(_typecheckingstub__0123abcd)
+
+
+def test_the_providers_argument_checks_still_refuse_a_wrong_type() -> None:
+    """The point of keeping the checks: a wrong argument type fails at synth, naming the argument."""
+    from cdktf import TerraformStack, Testing
+    from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+
+    stack = TerraformStack(Testing.app(), "typed")
+    S3Bucket(stack, "fine", bucket="a-bucket")  # negative control
+    with pytest.raises(TypeError, match="bucket"):
+        S3Bucket(stack, "wrong", bucket=123)  # type: ignore[arg-type]
