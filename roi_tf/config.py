@@ -691,12 +691,7 @@ class _Loader:
             }
         )
         where = "$.cdn"
-        if cdn.domain_name and not cdn.hosted_zone_name:
-            self.problem(
-                f"{where}.hosted_zone_name", "is required with domain_name (aliases and certificate validation)"
-            )
-        if cdn.domain_name and cdn.hosted_zone_name and not in_zone(cdn.domain_name, cdn.hosted_zone_name):
-            self.problem(f"{where}.domain_name", f"{cdn.domain_name} is not in the zone {cdn.hosted_zone_name}")
+        self._check_domain(where, cdn.domain_name, cdn.hosted_zone_name, "aliases and certificate validation")
         if cdn.api_origin and not lb.domain_name:
             # CloudFront checks the origin's certificate against the origin's name: only a name the load
             # balancer's certificate covers works (its AWS DNS name never does), and plain HTTP never goes out.
@@ -724,14 +719,18 @@ class _Loader:
             )
         return cdn
 
+    def _check_domain(self, where: str, domain: str | None, zone: str | None, zone_used_for: str) -> None:
+        """A configured domain name needs its public hosted zone, and lies in it (its apex included)."""
+        if domain and not zone:
+            self.problem(f"{where}.hosted_zone_name", f"is required with domain_name ({zone_used_for})")
+        if domain and zone and not in_zone(domain, zone):
+            self.problem(f"{where}.domain_name", f"{domain} is not in the zone {zone}")
+
     def _check_load_balancer(self, name: str, region: str, lb: LoadBalancerConfig) -> None:
         where = "$.compute.load_balancer"
         if lb.certificate_arn and lb.domain_name:
             self.problem(f"{where}.domain_name", "give either certificate_arn or domain_name, not both")
-        if lb.domain_name and not lb.hosted_zone_name:
-            self.problem(f"{where}.hosted_zone_name", "is required with domain_name (the certificate's DNS validation)")
-        if lb.domain_name and lb.hosted_zone_name and not in_zone(lb.domain_name, lb.hosted_zone_name):
-            self.problem(f"{where}.domain_name", f"{lb.domain_name} is not in the zone {lb.hosted_zone_name}")
+        self._check_domain(where, lb.domain_name, lb.hosted_zone_name, "the certificate's DNS validation")
         if lb.certificate_arn and lb.certificate_arn.split(":")[3] != region:
             self.problem(
                 f"{where}.certificate_arn",

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53Record
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
-from roi_tf.config import ComputeConfig
+from roi_tf.config import ComputeConfig, ServiceConfig
 from roi_tf.modules.certificate import Certificate
 from roi_tf.modules.compute.cluster import Cluster
 from roi_tf.modules.compute.events import EventProcessing
@@ -113,47 +113,17 @@ class Compute(Construct):
 
         lb = config.load_balancer
         certificate_arn, ml_host = self._certificate()
-        self.public_lb = LoadBalancer(
-            self,
-            "public_lb",
-            name=resource_name(env, "api", kind="load_balancer"),
-            internal=False,
-            vpc_id=network.vpc_id,
-            subnet_ids=network.public_subnet_ids,
-            certificate_arn=certificate_arn,
-            ssl_policy=lb.ssl_policy,
-            idle_timeout_seconds=lb.idle_timeout_seconds,
-            deletion_protection=not disposable,
-            access_logs_bucket=storage.logs_bucket_name,
-            access_logs_prefix=storage.alb_log_prefix,
-            target_group_name=resource_name(env, "api", str(config.api.container_port), kind="target_group"),
-            target_port=config.api.container_port,
-            health_check_path=config.api.health_check_path,
-            deregistration_delay_seconds=config.api.deregistration_delay_seconds,
+        self.public_lb = self._load_balancer(
+            "public_lb", "api", config.api, network, storage, certificate_arn, disposable, internal=False,
             web_acl_arn=web_acl_arn,
-        )
+        )  # fmt: skip
         if lb.ingress == "cloudfront":
             origin_facing = DataAwsEc2ManagedPrefixList(self, "cloudfront_origin_facing", name=CLOUDFRONT_PREFIX_LIST)
             self.public_lb.admit("from_cloudfront", description="CloudFront only", prefix_list_id=origin_facing.id)
         else:
             self.public_lb.admit("from_internet", description="Clients on the internet", cidr=ANYWHERE)
-        self.internal_lb = LoadBalancer(
-            self,
-            "internal_lb",
-            name=resource_name(env, "ml", kind="load_balancer"),
-            internal=True,
-            vpc_id=network.vpc_id,
-            subnet_ids=network.private_subnet_ids,
-            certificate_arn=certificate_arn,
-            ssl_policy=lb.ssl_policy,
-            idle_timeout_seconds=lb.idle_timeout_seconds,
-            deletion_protection=not disposable,
-            access_logs_bucket=storage.logs_bucket_name,
-            access_logs_prefix=storage.alb_log_prefix,
-            target_group_name=resource_name(env, "ml", str(config.ml.container_port), kind="target_group"),
-            target_port=config.ml.container_port,
-            health_check_path=config.ml.health_check_path,
-            deregistration_delay_seconds=config.ml.deregistration_delay_seconds,
+        self.internal_lb = self._load_balancer(
+            "internal_lb", "ml", config.ml, network, storage, certificate_arn, disposable, internal=True
         )
         if lb.domain_name and self._zone_id:
             # The API's name, on the public load balancer: the name its certificate covers, and CloudFront's origin.
@@ -241,6 +211,41 @@ class Compute(Construct):
         return None, None
 
     # --- services ----------------------------------------------------------------------------------
+
+    def _load_balancer(
+        self,
+        id: str,
+        component: str,  # "api" (internet-facing) or "ml" (internal): the load balancer's and group's names
+        service: ServiceConfig,
+        network: NetworkOutputs,
+        storage: StorageOutputs,
+        certificate_arn: str | None,  # None: plain HTTP (dev)
+        disposable: bool,
+        *,
+        internal: bool,  # in the private subnets; else in the public ones
+        web_acl_arn: str | None = None,
+    ) -> LoadBalancer:
+        """A load balancer in front of one service: the same TLS, protection and logs for both."""
+        lb, env = self._config.load_balancer, self._env
+        return LoadBalancer(
+            self,
+            id,
+            name=resource_name(env, component, kind="load_balancer"),
+            internal=internal,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids if internal else network.public_subnet_ids,
+            certificate_arn=certificate_arn,
+            ssl_policy=lb.ssl_policy,
+            idle_timeout_seconds=lb.idle_timeout_seconds,
+            deletion_protection=not disposable,
+            access_logs_bucket=storage.logs_bucket_name,
+            access_logs_prefix=storage.alb_log_prefix,
+            target_group_name=resource_name(env, component, str(service.container_port), kind="target_group"),
+            target_port=service.container_port,
+            health_check_path=service.health_check_path,
+            deregistration_delay_seconds=service.deregistration_delay_seconds,
+            web_acl_arn=web_acl_arn,
+        )
 
     def _ml_security_group(self, vpc_id: str) -> SecurityGroup:
         name = resource_name(self._env, "ml-tasks")

@@ -31,9 +31,7 @@ def key_statement(
     conditions: dict[tuple[str, str], Sequence[str]],
 ) -> Statement:
     """A key-policy grant to a principal; conditions are required, so no grant is unconditional."""
-    if not conditions:
-        raise ValueError(f"key statement {sid}: grants to services must carry conditions")
-    return Statement(
+    statement = Statement(
         sid=sid,
         actions=actions,
         resources=[KEY_SELF],
@@ -41,6 +39,14 @@ def key_statement(
         conditions=conditions,
         any_resource_reason=KEY_SELF_REASON,
     )
+    _require_conditions(statement)
+    return statement
+
+
+def _require_conditions(statement: Statement) -> None:
+    """No key-policy grant to a service is unconditional (key_statement, KmsKey.grant)."""
+    if statement.effect == "Allow" and not statement.conditions:
+        raise ValueError(f"key statement {statement.sid}: grants to services must carry conditions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,8 +107,7 @@ class KmsKey(Construct):
     def grant(self, statements: Sequence[Statement]) -> None:
         """Add key-policy grants to services for a resource created after the key (a CloudFront distribution)."""
         for statement in statements:
-            if statement.effect == "Allow" and not statement.conditions:
-                raise ValueError(f"key statement {statement.sid}: grants to services must carry conditions")
+            _require_conditions(statement)
         self._statements.extend(statements)
         self.key.policy = policy_json(self._statements)
 
