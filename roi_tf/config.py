@@ -347,6 +347,55 @@ class StorageConfig:
     replication_time_control: bool = False
 
 
+# Where alerts go: critical alerts page (design document: PagerDuty), warnings reach the team's channel (Slack).
+CRITICAL_ROUTES = ("pagerduty", "email", "none")
+WARNING_ROUTES = ("slack", "email", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRouteConfig:
+    """Where one severity's alerts are delivered; its endpoint, when the route needs one (never a secret)."""
+
+    route: str = "none"  # default: the topic exists, and the alarms are visible in the console only
+    email: str | None = None  # route "email": one address, confirmed by its owner after apply
+    slack_workspace_id: str | None = None  # route "slack": the workspace authorized in AWS Chatbot (T...)
+    slack_channel_id: str | None = None  # route "slack": the channel (C...)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdsConfig:
+    """Alarm thresholds; the defaults are the design document's numbers where it names one."""
+
+    api_error_rate_percent: float = 1.0  # critical: 5XX responses over all requests
+    database_cpu_percent: int = 80  # critical
+    api_latency_p95_ms: int = 500  # warning: ALB TargetResponseTime p95
+    memory_percent: int = 80  # warning: ECS services and Redis
+    cost_increase_percent: int = 20  # warning: Cost Anomaly Detection impact over expected spend
+    database_free_storage_gb: int = 10  # critical: below this, storage autoscaling has failed or hit its maximum
+    replica_lag_seconds: int = 60  # critical: well inside the 5-minute RPO
+    redis_cpu_percent: int = 80  # critical: EngineCPUUtilization (Redis is single-threaded)
+    redis_memory_critical_percent: int = 90  # critical: evictions and refused writes are close
+    api_log_errors_per_minute: int = 10  # warning: ERROR lines in the API's logs
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
+    """Alert routing, alarm settings and tracing of one environment."""
+
+    critical: AlertRouteConfig = AlertRouteConfig()
+    warning: AlertRouteConfig = AlertRouteConfig()
+    chatbot_region: str = "us-west-2"  # AWS Chatbot's API lives in a few regions only (not us-east-1)
+    period_seconds: int = 60
+    evaluation_periods: int = 5
+    datapoints_to_alarm: int = 3  # default: 3 of the last 5 minutes breaching
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    budget_forecast_percent: int = 100  # warning when the month's forecast exceeds the budget
+    budget_actual_percent: int = 80  # warning when actual spend passes 80% of it
+    cloudfront_additional_metrics: bool = True  # cache hit rate and origin latency (a paid CloudFront subscription)
+    xray_sampling_rate: float = 0.05  # share of API requests traced beyond the reservoir
+    xray_reservoir_per_second: int = 1  # requests traced every second whatever the rate
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """The whole, validated configuration of one environment."""
@@ -367,6 +416,7 @@ class EnvironmentConfig:
     sessions: SessionsConfig
     security: SecurityConfig
     storage: StorageConfig
+    monitoring: MonitoringConfig = MonitoringConfig()  # default: alarms and dashboards, alerts routed nowhere
     # The standby VPC in dr_region; default: none (only copies of data live there).
     dr_networking: NetworkingConfig | None = None
     description: str = ""
@@ -512,6 +562,7 @@ class _Loader:
         sessions = SessionsConfig(**self.section(data, "sessions"))
         security = self._security(self.section(data, "security"))
         storage = self._storage(expected_name, self.section(data, "storage"))
+        monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -544,6 +595,7 @@ class _Loader:
             sessions=sessions,
             security=security,
             storage=storage,
+            monitoring=monitoring,
             dr_networking=dr_networking,
         )
 
@@ -718,6 +770,48 @@ class _Loader:
                 "type none takes no locations; whitelist and blacklist need at least one",
             )
         return cdn
+
+    def _monitoring(self, name: str, raw: dict[str, Any]) -> MonitoringConfig:
+        schema = self.schema["properties"]["monitoring"]["properties"]
+        routes = {
+            severity: AlertRouteConfig(**{**_schema_defaults(schema[severity]), **raw.get(severity, {})})
+            for severity in ("critical", "warning")
+        }
+        thresholds = ThresholdsConfig(**{**_schema_defaults(schema["thresholds"]), **raw.get("thresholds", {})})
+        monitoring = MonitoringConfig(
+            **{**_schema_defaults(self.schema["properties"]["monitoring"]), **raw, **routes, "thresholds": thresholds}
+        )
+        endpoints = {"email": ("email",), "slack": ("slack_workspace_id", "slack_channel_id"), "pagerduty": ()}
+        for severity, route in routes.items():
+            where = f"$.monitoring.{severity}"
+            needed = endpoints.get(route.route, ())
+            for field_name in needed:
+                if not getattr(route, field_name):
+                    self.problem(f"{where}.{field_name}", f"is required with route {route.route!r} (where alerts go)")
+            for field_name in ("email", "slack_workspace_id", "slack_channel_id"):
+                if getattr(route, field_name) and field_name not in needed:
+                    self.problem(
+                        f"{where}.{field_name}",
+                        f"is not used by route {route.route!r}: remove it, or set the route that delivers to it",
+                    )
+        if name in PRODUCTION_ENVIRONMENTS and routes["critical"].route != "pagerduty":
+            self.problem(
+                "$.monitoring.critical.route",
+                f"must be 'pagerduty' in {name}: critical alerts page the on-call engineer (design document)",
+            )
+        if monitoring.datapoints_to_alarm > monitoring.evaluation_periods:
+            self.problem(
+                "$.monitoring.datapoints_to_alarm",
+                f"{monitoring.datapoints_to_alarm} exceeds evaluation_periods {monitoring.evaluation_periods} "
+                "(an alarm needs M of the last N periods breaching, M <= N)",
+            )
+        if thresholds.redis_memory_critical_percent <= thresholds.memory_percent:
+            self.problem(
+                "$.monitoring.thresholds.redis_memory_critical_percent",
+                f"{thresholds.redis_memory_critical_percent} must exceed memory_percent {thresholds.memory_percent} "
+                "(the warning comes first, then the page)",
+            )
+        return monitoring
 
     def _check_domain(self, where: str, domain: str | None, zone: str | None, zone_used_for: str) -> None:
         """A configured domain name needs its public hosted zone, and lies in it (its apex included)."""

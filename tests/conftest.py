@@ -228,6 +228,18 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
                   access_log_expiration_days=500, noncurrent_glacier_days=40,
                   buckets=MappingProxyType({**prod.storage.buckets,
                                             "assets": r(prod.storage.buckets["assets"], replicate=True)})),
+        # Warnings to Slack (no shipped environment has its workspace yet), every alarm setting and threshold
+        # distinct from the defaults and from each other, so a threshold wired from the wrong field shows.
+        monitoring=r(prod.monitoring,
+                     warning=r(prod.monitoring.warning, route="slack", email=None,
+                               slack_workspace_id="T0CANARY01", slack_channel_id="C0CANARY01"),
+                     chatbot_region="us-east-2", period_seconds=300, evaluation_periods=4, datapoints_to_alarm=2,
+                     budget_forecast_percent=110, budget_actual_percent=75, xray_sampling_rate=0.2,
+                     xray_reservoir_per_second=3,
+                     thresholds=r(prod.monitoring.thresholds, api_error_rate_percent=2.5, database_cpu_percent=71,
+                                  api_latency_p95_ms=750, memory_percent=77, cost_increase_percent=33,
+                                  database_free_storage_gb=13, replica_lag_seconds=45, redis_cpu_percent=66,
+                                  redis_memory_critical_percent=93, api_log_errors_per_minute=17)),
     )  # fmt: skip
 
 

@@ -470,6 +470,12 @@ def _sqs_queue(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str
     return {"arn": f"arn:{PARTITION}:sqs:{region}:{ACCOUNT}:{queue}", "name": queue, "id": url, "url": url}
 
 
+def _sns_topic(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
+    topic = r.field(body, "name", name)
+    arn = f"arn:{PARTITION}:sns:{r.region(body)}:{ACCOUNT}:{topic}"
+    return {"arn": arn, "id": arn, "name": topic}
+
+
 def _subnet(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
     subnet_id = "subnet-" + hashlib.sha256(f"{r.stack_name}/{name}".encode()).hexdigest()[:17]
     return {"arn": f"arn:{PARTITION}:ec2:{r.region(body)}:{ACCOUNT}:subnet/{subnet_id}", "id": subnet_id}
@@ -513,6 +519,7 @@ ATTRIBUTES: dict[tuple[str, str], Attributes] = {
     ("resource", "aws_db_proxy"): _db_proxy,
     ("resource", "aws_ecr_repository"): _ecr_repository,
     ("resource", "aws_sqs_queue"): _sqs_queue,
+    ("resource", "aws_sns_topic"): _sns_topic,
     ("resource", "aws_subnet"): _subnet,
     ("resource", "aws_security_group"): _security_group,
     ("data", "aws_caller_identity"): _caller_identity,

@@ -36,6 +36,8 @@ Resolve = Callable[[str], str]
 def resolver(stack_json: Mapping[str, Any]) -> Resolve:
     """A function turning interpolated strings of this stack into concrete ones."""
     buckets = stack_json.get("resource", {}).get("aws_s3_bucket", {})
+    topics = stack_json.get("resource", {}).get("aws_sns_topic", {})
+    regions = {p.get("alias"): p["region"] for p in stack_json.get("provider", {}).get("aws", [])}
 
     def resolve(value: str) -> str:
         def one(match: re.Match[str]) -> str:
@@ -50,6 +52,11 @@ def resolver(stack_json: Mapping[str, Any]) -> Resolve:
             if kind == "aws_s3_bucket":
                 bucket = resolve(buckets[name]["bucket"])
                 return {"arn": f"arn:{PARTITION}:s3:::{bucket}", "id": bucket, "bucket": bucket}[attribute]
+            if kind == "aws_sns_topic":
+                topic = topics[name]
+                region = regions[topic["provider"].removeprefix("aws.") if "provider" in topic else None]
+                arn = f"arn:{PARTITION}:sns:{region}:{ACCOUNT}:{resolve(topic['name'])}"
+                return {"arn": arn, "id": arn}[attribute]
             if kind == "aws_cloudfront_distribution":
                 distribution_id = "E" + name.upper().replace("_", "")[-13:]  # global: no region in the ARN
                 return {"arn": f"arn:{PARTITION}:cloudfront::{ACCOUNT}:distribution/{distribution_id}",
@@ -206,7 +213,7 @@ def _statement_matches(statement: Statement, request: Request, resolve: Resolve)
 
 
 def decide(statements: Iterable[Statement], request: Request, resolve: Resolve, *, service: str = "s3") -> Decision:
-    """How AWS decides ``request`` against a bucket (``s3``) or key (``kms``) policy of account ``ACCOUNT``."""
+    """How AWS decides ``request`` against a bucket (``s3``), key (``kms``) or topic (``sns``) policy of ``ACCOUNT``."""
     statements = list(statements)
     denies = tuple(s.sid for s in statements if s.effect == "Deny" and _statement_matches(s, request, resolve))
     if denies:
@@ -214,9 +221,9 @@ def decide(statements: Iterable[Statement], request: Request, resolve: Resolve, 
     allows = tuple(s.sid for s in statements if s.effect == "Allow" and _statement_matches(s, request, resolve))
     if allows:
         return Decision("allow", allows)
-    # S3, unlike KMS, lets the bucket's own account in on its identity policies alone.
+    # S3 and SNS, unlike KMS, let the resource's own account in on its identity policies alone.
     same_account = request.principal_type == "AWS" and account_of(request.principal) == ACCOUNT
-    if service == "s3" and request.identity_allows and same_account:
+    if service in ("s3", "sns") and request.identity_allows and same_account:
         return Decision("allow", ("identity-policy",))
     return Decision("implicit-deny")
 

@@ -174,6 +174,8 @@ def test_containers_are_exactly_the_contract_the_images_are_built_for(deployed, 
     environment = {
         "AWS_REGION": config.region,
         "AWS_XRAY_DAEMON_ADDRESS": "localhost:2000",
+        # The name the X-Ray group and sampling rule select (tests/test_monitoring.py).
+        "AWS_XRAY_TRACING_NAME": f"roi-systems-{config.name}-{which}",
         **(api_environment(stack, config) if which == "api" else models),
     }
     secrets = []

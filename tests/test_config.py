@@ -67,8 +67,13 @@ def test_schema_defaults_match_the_dataclass_defaults() -> None:
         "security": cfg.SecurityConfig,
         "storage": cfg.StorageConfig,
         "cdn": cfg.CdnConfig,
+        "monitoring": cfg.MonitoringConfig,
     }
+    monitoring = schema["properties"]["monitoring"]["properties"]
     nested = {
+        "monitoring.thresholds": (monitoring["thresholds"], cfg.ThresholdsConfig),
+        "monitoring.critical": (monitoring["critical"], cfg.AlertRouteConfig),
+        "monitoring.warning": (monitoring["warning"], cfg.AlertRouteConfig),
         "cdn.api_cache": (schema["properties"]["cdn"]["properties"]["api_cache"], cfg.ApiCacheConfig),
         "cdn.geo_restriction": (schema["properties"]["cdn"]["properties"]["geo_restriction"], cfg.GeoRestrictionConfig),
         "compute.load_balancer": (
@@ -658,6 +663,58 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
         ],
     ),
     "missing file": ("dev", None, ["environments/dev.json: file not found"]),
+    "alert route without its endpoint": (
+        "staging",
+        set_path("monitoring", "critical", value={"route": "email"}),
+        ["environments/staging.json: $.monitoring.critical.email: is required with route 'email' (where alerts go)"],
+    ),
+    "slack route without workspace and channel": (
+        "staging",
+        set_path("monitoring", "warning", value={"route": "slack"}),
+        [
+            "environments/staging.json: $.monitoring.warning.slack_workspace_id: is required with route 'slack' "
+            "(where alerts go)",
+            "environments/staging.json: $.monitoring.warning.slack_channel_id: is required with route 'slack' "
+            "(where alerts go)",
+        ],
+    ),
+    "alert endpoint the route does not use": (
+        "dev",
+        set_path("monitoring", "warning", value={"route": "none", "email": "ops@roisystems.com"}),
+        [
+            "environments/dev.json: $.monitoring.warning.email: is not used by route 'none': remove it, or set the "
+            "route that delivers to it"
+        ],
+    ),
+    "a critical route that cannot page": (
+        "dev",
+        set_path("monitoring", "critical", value={"route": "slack"}),
+        ["environments/dev.json: $.monitoring.critical.route: 'slack' is not one of ['pagerduty', 'email', 'none']"],
+    ),
+    "prod critical alerts not paging": (
+        "prod",
+        set_path("monitoring", "critical", value={"route": "email", "email": "devops@roisystems.com"}),
+        [
+            "environments/prod.json: $.monitoring.critical.route: must be 'pagerduty' in prod: critical alerts page "
+            "the on-call engineer (design document)"
+        ],
+    ),
+    "more datapoints than evaluation periods": (
+        "dev",
+        lambda d: d["monitoring"].update(evaluation_periods=2, datapoints_to_alarm=3),
+        [
+            "environments/dev.json: $.monitoring.datapoints_to_alarm: 3 exceeds evaluation_periods 2 (an alarm "
+            "needs M of the last N periods breaching, M <= N)"
+        ],
+    ),
+    "redis page at or below its warning": (
+        "staging",
+        set_path("monitoring", "thresholds", value={"memory_percent": 85, "redis_memory_critical_percent": 85}),
+        [
+            "environments/staging.json: $.monitoring.thresholds.redis_memory_critical_percent: 85 must exceed "
+            "memory_percent 85 (the warning comes first, then the page)"
+        ],
+    ),
 }
 
 

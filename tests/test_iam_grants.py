@@ -186,6 +186,7 @@ def names(stacks: dict[str, Stack]) -> dict[str, str]:
         "<proxy>": next(iter(prod.resources("aws_db_proxy"))),
         "<api-repository>": logical("aws_ecr_repository", name="roi-systems-prod-apps/api"),
         "<events-queue>": logical("aws_sqs_queue", name="roi-systems-prod-events"),
+        "<dr-critical-topic>": logical("aws_sns_topic", name="roi-systems-prod-dr-critical"),
         "<private-subnet>": logical("aws_subnet", tags={"Name": "roi-systems-prod-private-0"}),
         "<app-group>": logical("aws_security_group", name="roi-systems-prod-app"),
         "<distribution>": logical("aws_cloudfront_distribution", comment="roi-systems-prod: web assets and the API"),
@@ -233,6 +234,7 @@ RESOLVED = {
     "${aws_ecr_repository.<api-repository>.arn}": r"arn:aws:ecr:us-east-1:123456789012:repository/"
     r"roi-systems-prod-apps/api",
     "${aws_sqs_queue.<events-queue>.arn}": r"arn:aws:sqs:us-east-1:123456789012:roi-systems-prod-events",
+    "${aws_sns_topic.<dr-critical-topic>.arn}": r"arn:aws:sns:us-west-2:123456789012:roi-systems-prod-dr-critical",
     "${aws_subnet.<private-subnet>.arn}": r"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-[0-9a-f]{17}",
     "${aws_security_group.<app-group>.arn}": r"arn:aws:ec2:us-east-1:123456789012:security-group/sg-[0-9a-f]{17}",
     # Global: no region in the ARN.

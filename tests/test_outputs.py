@@ -61,6 +61,9 @@ ALWAYS = frozenset(
         "events_queue_url",
         "events_dead_letter_queue_name",
         "event_processor_function_name",
+        "critical_alerts_topic_arn",
+        "warning_alerts_topic_arn",
+        "dashboard_names",
     }
 )
 
@@ -243,6 +246,12 @@ def expected_outputs(stack: Stack, config: EnvironmentConfig) -> dict[str, Any]:
         if config.cdn.domain_name
         else f"https://{Stack.ref('aws_cloudfront_distribution', distribution, 'domain_name')}",
     }
+    name = f"roi-systems-{config.name}"
+    for severity in ("critical", "warning"):
+        topic, _ = only(stack, "aws_sns_topic", f"{name}-{severity}", lambda b, s=severity: b["name"] == f"{name}-{s}")
+        expected[f"{severity}_alerts_topic_arn"] = Stack.ref("aws_sns_topic", topic, "arn")
+    # The overview first (the design document's `aws cloudwatch get-dashboard --dashboard-name roi-systems-<env>`).
+    expected["dashboard_names"] = [name, *(f"{name}-{d}" for d in ("backend-api", "ml-service", "database", "cost"))]
     return expected
 
 

@@ -47,6 +47,13 @@ HOLDS_NOTHING = {
     "aws_cloudfront_distribution", "aws_cloudfront_origin_access_control", "aws_cloudfront_cache_policy",
     "aws_cloudfront_origin_request_policy", "aws_cloudfront_response_headers_policy", "aws_cloudfront_function",
     "aws_cloudwatch_log_delivery", "aws_cloudwatch_log_delivery_source", "aws_cloudwatch_log_delivery_destination",
+    # monitoring: re-created from code and config; alarm history, traces and cost history live in the AWS services,
+    # and the metrics a filter or alarm reads are kept by CloudWatch whatever happens to them
+    "aws_sns_topic", "aws_sns_topic_policy", "aws_sns_topic_subscription", "aws_cloudwatch_metric_alarm",
+    "aws_cloudwatch_dashboard", "aws_cloudwatch_event_rule", "aws_cloudwatch_event_target",
+    "aws_cloudwatch_log_metric_filter", "aws_budgets_budget", "aws_ce_anomaly_monitor", "aws_ce_anomaly_subscription",
+    "aws_xray_sampling_rule", "aws_xray_group", "aws_cloudfront_monitoring_subscription",
+    "aws_chatbot_slack_channel_configuration",
 }  # fmt: skip
 
 

@@ -31,6 +31,11 @@ CROSS_REGION = {
     ("aws_cloudfront_distribution", "origin", "aws_s3_bucket"),
     ("aws_cloudwatch_log_delivery_destination", "delivery_destination_configuration", "aws_s3_bucket"),
     ("aws_kms_key", "policy", "aws_cloudfront_distribution"),
+    # Dashboards show metrics of other regions, each widget or line naming its region: CloudFront's (us-east-1)
+    # and the DR replica's lag. AWS Chatbot's configuration (in a Chatbot region) subscribes to the warning topics.
+    ("aws_cloudwatch_dashboard", "dashboard_body", "aws_cloudfront_distribution"),
+    ("aws_cloudwatch_dashboard", "dashboard_body", "aws_db_instance"),
+    ("aws_chatbot_slack_channel_configuration", "sns_topic_arns", "aws_sns_topic"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")

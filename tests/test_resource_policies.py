@@ -40,15 +40,15 @@ ALL_STACKS = [*ENVIRONMENTS, *(f"state-{e}" for e in ENVIRONMENTS)]
 
 @dataclass(frozen=True)
 class Policy:
-    kind: str  # "bucket" or "key"
-    label: str  # bucket name or key alias, for messages
-    name: str  # logical name of the bucket or key
+    kind: str  # "bucket", "key" or "topic"
+    label: str  # bucket name, key alias or topic name, for messages
+    name: str  # logical name of the bucket, key or topic
     region: str
     statements: list[Statement]
 
     @property
     def service(self) -> str:
-        return "s3" if self.kind == "bucket" else "kms"
+        return {"bucket": "s3", "key": "kms", "topic": "sns"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,13 @@ def policies(stack: Stack) -> dict[str, Policy]:
     aliases = {a["target_key_id"].split(".")[1]: a["name"] for a in stack.resources("aws_kms_alias").values()}
     for name, key in stack.resources("aws_kms_key").items():
         found[name] = Policy("key", aliases[name], name, stack.region_of(key), from_json(key["policy"]))
+    topics = stack.resources("aws_sns_topic")
+    for attachment in stack.resources("aws_sns_topic_policy").values():
+        name = attachment["arn"].split(".")[1]
+        document = stack.data("aws_iam_policy_document")[attachment["policy"].split(".")[2]]
+        found[name] = Policy(
+            "topic", topics[name]["name"], name, stack.region_of(topics[name]), from_document(document)
+        )
     return found
 
 
@@ -481,9 +488,67 @@ def key_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenario]:
         )
 
 
+def topic_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenario]:
+    """The alert topics: the account manages them, its publishing services reach them (and their key) for it only."""
+    topics = stack.resources("aws_sns_topic")
+    for name, body in topics.items():
+        topic = found[name]
+        arn = f"arn:aws:sns:{topic.region}:{ACCOUNT}:{topic.label}"
+        manage = Request("AWS", role("roi-systems-ops"), "sns:Subscribe", arn, {"aws:SecureTransport": "true"}, True)
+        yield Scenario(
+            topic,
+            "the account's roles manage the topic through their identity policies",
+            manage,
+            (
+                (
+                    "another account's role",
+                    manage.but(principal=role("roi-systems-ops", OTHER_ACCOUNT)),
+                    "implicit-deny",
+                ),
+                ("over plain HTTP", manage.but(context={"aws:SecureTransport": "false"}), "explicit-deny"),
+            ),
+        )
+        root = Request("AWS", f"arn:aws:iam::{ACCOUNT}:root", "sns:SetTopicAttributes", arn)
+        yield Scenario(
+            topic,
+            "the account administers the topic",
+            root,
+            (("another account", root.but(principal=f"arn:aws:iam::{OTHER_ACCOUNT}:root"), "implicit-deny"),),
+        )
+        (publish,) = [s for s in topic.statements if s.sid == "ServicesPublishForThisAccount"]
+        (services,) = [ids for kind, ids in publish.principals if kind == "Service"]
+        key = found[body["kms_master_key_id"].split(".")[1]]
+        key_arn = f"arn:aws:kms:{key.region}:{ACCOUNT}:key/{key.name}"
+        assert key.region == topic.region, f"{topic.label}: its key is in another region"
+        for service in services:
+            context = {"aws:SourceAccount": ACCOUNT, "aws:SecureTransport": "true"}
+            request = Request("Service", service, "sns:Publish", arn, context)
+            yield Scenario(
+                topic,
+                f"{service} publishes for this account",
+                request,
+                (
+                    ("for another account", request.but(context={"aws:SourceAccount": OTHER_ACCOUNT}), "implicit-deny"),
+                    ("over plain HTTP", request.but(context={"aws:SecureTransport": "false"}), "explicit-deny"),
+                    ("another service", request.but(principal="s3.amazonaws.com"), "implicit-deny"),
+                ),
+            )
+            # SNS encrypts the message with the topic's key on the publisher's behalf: the key must admit it too.
+            encrypt = Request("Service", service, "kms:GenerateDataKey", key_arn, {"aws:SourceAccount": ACCOUNT})
+            yield Scenario(
+                key,
+                f"{service} has {topic.label}'s messages encrypted",
+                encrypt,
+                (
+                    ("for another account", encrypt.but(context={"aws:SourceAccount": OTHER_ACCOUNT}), "implicit-deny"),
+                    ("another service", encrypt.but(principal="s3.amazonaws.com"), "implicit-deny"),
+                ),
+            )
+
+
 def scenarios(stack: Stack) -> tuple[dict[str, Policy], list[Scenario]]:
     found = policies(stack)
-    return found, [*bucket_scenarios(stack, found), *key_scenarios(stack, found)]
+    return found, [*bucket_scenarios(stack, found), *key_scenarios(stack, found), *topic_scenarios(stack, found)]
 
 
 # --- the tests ------------------------------------------------------------------------------------
@@ -549,7 +614,7 @@ def test_every_deny_statement_is_what_refuses_some_twin(any_stack: Stack) -> Non
     assert any(p.kind == "bucket" for p in found.values()) and any(p.kind == "key" for p in found.values())
 
 
-def test_no_bucket_or_key_policy_admits_anyone_or_an_unconditioned_service(any_stack: Stack) -> None:
+def test_no_resource_policy_admits_anyone_or_an_unconditioned_service(any_stack: Stack) -> None:
     """Anonymous access, or a service grant usable on behalf of any account (confused deputy), is never allowed."""
     for policy in policies(any_stack).values():
         for statement in policy.statements:

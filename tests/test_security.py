@@ -11,7 +11,7 @@ import pytest
 from conftest import Stack
 from roi_tf.config import EnvironmentConfig
 
-PURPOSES = ("data", "storage", "logs", "dr-data", "dr-storage")
+PURPOSES = ("data", "storage", "logs", "alerts", "dr-data", "dr-storage")
 ACCOUNT_ROOT = "arn:${data.aws_partition.partition.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
 
 
@@ -81,6 +81,25 @@ def expected_key_policy(stack: Stack, config: EnvironmentConfig, alias: str) -> 
             {"Service": "cloudtrail.amazonaws.com"},
             ["kms:DescribeKey"],
             {"StringEquals": {"aws:SourceArn": trail}},
+        )
+    publishers = {
+        # CloudWatch alarms and EventBridge rules publish to the topics of the environment's region, Budgets and
+        # Cost Anomaly Detection to one in us-east-1 (this key where that is the environment's region), and only
+        # CloudWatch to the DR region's topic (the cross-region replica's alarm).
+        "alerts": [
+            "cloudwatch.amazonaws.com",
+            "events.amazonaws.com",
+            *(["budgets.amazonaws.com", "costalerts.amazonaws.com"] if config.region == "us-east-1" else []),
+        ],
+        "cost-alerts": ["budgets.amazonaws.com", "costalerts.amazonaws.com"],
+        "dr-alerts": ["cloudwatch.amazonaws.com"],
+    }
+    if purpose in publishers:
+        services = publishers[purpose]
+        statements["AlertPublishersUse"] = (
+            {"Service": services if len(services) > 1 else services[0]},
+            ["kms:Decrypt", "kms:GenerateDataKey*"],
+            {"StringEquals": {"aws:SourceAccount": account}},
         )
     if purpose == "assets":
         # CloudFront may decrypt the assets for this environment's distribution only (Origin Access Control).

@@ -59,7 +59,7 @@ def test_s3_native_locking_is_added_by_override_where_config_asks(stack: Stack, 
 def test_secret_variables_are_ephemeral_sensitive_required_and_validated(stack: Stack) -> None:
     """Ephemeral: Terraform never writes them to a plan or the state, and refuses them outside write-only arguments."""
     variables = stack.json["variable"]
-    secrets = {name for name, variable in variables.items() if variable.get("sensitive")}
+    secrets = {name for name, variable in variables.items() if variable.get("sensitive") and variable.get("ephemeral")}
     assert secrets == {"db_password", "jwt_secret"}
     for name in secrets:
         variable = variables[name]
@@ -70,6 +70,20 @@ def test_secret_variables_are_ephemeral_sensitive_required_and_validated(stack: 
         assert f"var.{name}" in variable["validation"][0]["condition"], name
     # The JWT secret's minimum as a literal (README: 16 characters); db_password: tests/test_variable_validation.py.
     assert variables["jwt_secret"]["validation"][0]["condition"] == "${length(var.jwt_secret) >= 16}"
+
+
+def test_pagerduty_url_is_a_sensitive_required_variable_only_where_critical_alerts_page(stack: Stack, config) -> None:
+    """Never in config files: a sensitive input (redacted in plans), declared only when the route needs it."""
+    variables = stack.json["variable"]
+    pages = config.monitoring.critical.route == "pagerduty"
+    assert ("pagerduty_integration_url" in variables) is pages
+    assert pages is (config.name == "prod")
+    if pages:
+        variable = variables["pagerduty_integration_url"]
+        assert variable["sensitive"] is True and variable["nullable"] is False and "default" not in variable
+        # Not ephemeral: an SNS subscription's endpoint has no write-only argument (tests/test_secret_scan.py).
+        assert "ephemeral" not in variable
+        assert "var.pagerduty_integration_url" in variable["validation"][0]["condition"]
 
 
 def test_deployment_inputs_are_required_plain_variables(stack: Stack) -> None:

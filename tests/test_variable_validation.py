@@ -23,9 +23,11 @@ VALID_DB_PASSWORD = "Aa1!#$%&()*+,-.:;<=>?[]^_`{|}~"  # every printable special 
 
 @pytest.fixture(scope="module")
 def variables_only(tmp_path_factory: pytest.TempPathFactory, stacks: dict[str, Stack]) -> TerraformCommand:
-    """A Terraform working directory holding only prod's variable blocks (identical in every environment)."""
+    """A Terraform working directory holding only prod's variable blocks (the others': the same but PagerDuty's)."""
     variables = stacks["prod"].json["variable"]
-    assert all(stacks[env].json["variable"] == variables for env in ("dev", "staging"))
+    others = {name: block for name, block in variables.items() if name != "pagerduty_integration_url"}
+    assert len(others) == len(variables) - 1
+    assert all(stacks[env].json["variable"] == others for env in ("dev", "staging"))
     directory: Path = tmp_path_factory.mktemp("variables")
     (directory / "main.tf.json").write_text(json.dumps({"variable": variables}))
     cli = TerraformCommand(str(directory))
@@ -34,7 +36,12 @@ def variables_only(tmp_path_factory: pytest.TempPathFactory, stacks: dict[str, S
     return cli
 
 
-VALID_INPUTS = {"api_image_tag": "1.4.2", "ml_image_tag": "2.0.1", "event_processor_code": "processor/1.0.zip"}
+VALID_INPUTS = {
+    "api_image_tag": "1.4.2",
+    "ml_image_tag": "2.0.1",
+    "event_processor_code": "processor/1.0.zip",
+    "pagerduty_integration_url": "https://events.pagerduty.com/integration/0123456789abcdef0123456789abcdef/enqueue",
+}
 
 
 def plan(
@@ -104,3 +111,29 @@ def test_terraform_accepts_ecr_image_tags(variables_only, monkeypatch, tag) -> N
 
 def test_the_event_processor_package_must_be_named(variables_only, monkeypatch) -> None:
     assert "event_processor_code is empty" in plan(variables_only, monkeypatch, "a" * 16, event_processor_code="")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://events.pagerduty.com/integration/0123456789abcdef0123456789abcdef/enqueue",
+        "https://events.eu.pagerduty.com/integration/0123456789abcdef0123456789abcdef/enqueue",
+    ],
+)
+def test_terraform_accepts_pagerduty_events_urls(variables_only, monkeypatch, url: str) -> None:
+    assert plan(variables_only, monkeypatch, "a" * 16, pagerduty_integration_url=url) == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "http://events.pagerduty.com/integration/abc/enqueue",  # never in clear text
+        "https://events.pagerduty.com.evil.example/integration/abc/enqueue",
+        "https://hooks.slack.com/services/T000/B000/XXX",
+        "https://events.pagerduty.com/",
+    ],
+)
+def test_terraform_refuses_anything_but_a_pagerduty_events_url(variables_only, monkeypatch, url: str) -> None:
+    error = plan(variables_only, monkeypatch, "a" * 16, pagerduty_integration_url=url)
+    assert "pagerduty_integration_url must be a PagerDuty events URL" in error

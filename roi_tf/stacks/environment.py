@@ -16,6 +16,7 @@ from roi_tf.modules.cdn import Cdn, CdnLogging, CdnOrigins
 from roi_tf.modules.compute import Compute, ImageTags
 from roi_tf.modules.database import Database
 from roi_tf.modules.exports import export
+from roi_tf.modules.monitoring import AlertKeys, Monitoring, Regions, Targets, publishers
 from roi_tf.modules.networking import Networking
 from roi_tf.modules.protection import protect_data
 from roi_tf.modules.security import (
@@ -84,6 +85,10 @@ SECRET_VARIABLES = {
 }
 
 
+PAGERDUTY_VARIABLE = "pagerduty_integration_url"
+PAGERDUTY_URL_PATTERN = "^https://events\\\\.(eu\\\\.)?pagerduty\\\\.com/[A-Za-z0-9/_-]+$"
+
+
 class EnvironmentStack(TerraformStack):
     """One environment (``dev``, ``staging`` or ``prod``) on its own S3 remote state."""
 
@@ -97,6 +102,7 @@ class EnvironmentStack(TerraformStack):
         self.global_provider = aws_provider(self, config, GLOBAL_REGION, alias="us_east_1")
         self._backend()
         self.variables = {name: self._secret_variable(name, spec) for name, spec in SECRET_VARIABLES.items()}
+        self.pagerduty_url = self._pagerduty_variable() if config.monitoring.critical.route == "pagerduty" else None
         self.deployment = {name: self._deployment_variable(name, about) for name, about in DEPLOYMENT_VARIABLES.items()}
         self.account_id, self.partition = identity(self)
         # Known before the trail exists: the logs key and bucket policies name it.
@@ -117,6 +123,7 @@ class EnvironmentStack(TerraformStack):
         self._security()
         self.compute = self._compute()
         self.cdn = self._cdn()
+        self.monitoring = self._monitoring()
 
     # --- the stack's own parts -------------------------------------------------------------------
 
@@ -150,6 +157,29 @@ class EnvironmentStack(TerraformStack):
         # never stored. cdktf 0.21's variable class predates the argument.
         variable.add_override("ephemeral", True)
         return variable
+
+    def _pagerduty_variable(self) -> TerraformVariable:
+        """PagerDuty's integration URL for critical alerts (TF_VAR_pagerduty_integration_url), never in config files.
+
+        Sensitive, so plans and logs redact it, but not ephemeral: an SNS subscription's endpoint has no write-only
+        argument, so the URL is stored in the (encrypted) state, as SNS itself shows it to the account's readers.
+        Its key only opens incidents on one PagerDuty service; rotate it there and re-apply (docs/DEPLOYMENT.md).
+        """
+        return TerraformVariable(
+            self,
+            PAGERDUTY_VARIABLE,
+            type="string",
+            description="PagerDuty integration URL (Amazon CloudWatch integration) for critical alerts "
+            "(export TF_VAR_pagerduty_integration_url).",
+            sensitive=True,
+            nullable=False,
+            validation=[
+                TerraformVariableValidationConfig(
+                    condition=f'${{can(regex("{PAGERDUTY_URL_PATTERN}", var.{PAGERDUTY_VARIABLE}))}}',
+                    error_message=f"{PAGERDUTY_VARIABLE} must be a PagerDuty events URL (https://events.pagerduty.com/...).",
+                )
+            ],
+        )
 
     def _deployment_variable(self, name: str, description: str) -> TerraformVariable:
         image = self.config.compute.event_processing.package_type == "Image"
@@ -212,6 +242,7 @@ class EnvironmentStack(TerraformStack):
     def _keys(self) -> EncryptionKeys:
         config, env = self.config, self.config.name
         logs, waf_logs = log_group_prefix(env), f"{waf_log_group_prefix(env)}*"
+        alerts = publishers(self._regions(), dr_topic=config.database.cross_region_replica)
         return EncryptionKeys(
             self,
             "keys",
@@ -234,6 +265,9 @@ class EnvironmentStack(TerraformStack):
                 trail_arn=self.trail_arn,
                 create_dr_logs_key=config.dr_networking is not None,
                 config_deliveries=config.security.records_configuration,
+                alert_publishers=alerts["primary"],
+                cost_alert_publishers=alerts["cost"],
+                dr_alert_publishers=alerts["dr"],
             ),
             dr_provider=self.dr_provider,
             global_provider=self.global_provider,
@@ -414,4 +448,51 @@ class EnvironmentStack(TerraformStack):
             logging=CdnLogging(bucket_arn=storage.logs_bucket_arn, prefix=storage.cloudfront_log_prefix),
             web_acl_arn=self.web_acls["CLOUDFRONT"].arn,
             provider=self.global_provider,
+        )
+
+    def _regions(self) -> Regions:
+        return Regions(primary=self.config.region, dr=self.config.dr_region, cost=GLOBAL_REGION)
+
+    def _monitoring(self) -> Monitoring:
+        config, compute, database = self.config, self.compute, self.database
+        postgres = database.postgres
+        gpu = compute.gpu
+        chatbot = (
+            {"chatbot": aws_provider(self, config, config.monitoring.chatbot_region, alias="chatbot")}
+            if config.monitoring.warning.route == "slack"
+            else {}
+        )
+        return Monitoring(
+            self,
+            "monitoring",
+            config=config.monitoring,
+            budget=config.budget,
+            env=config.name,
+            name=prefix(config.name),
+            targets=Targets(
+                cluster_name=compute.cluster.name,
+                cluster_arn=compute.cluster.arn,
+                services={"api": compute.api.name, "ml": compute.ml.name},
+                public_lb=compute.public_lb.arn_suffix,
+                public_target_group=compute.public_lb.target_group_arn_suffix,
+                internal_lb=compute.internal_lb.arn_suffix,
+                internal_target_group=compute.internal_lb.target_group_arn_suffix,
+                database=postgres.primary.identifier,
+                database_replicas=[replica.identifier for replica in postgres.replicas],
+                dr_replica=postgres.dr_replica.identifier if postgres.dr_replica is not None else None,
+                redis_nodes=database.cache.node_ids,
+                dead_letter_queue=compute.events.dead_letter_queue_name,
+                function_name=compute.events.function_name,
+                api_log_group=compute.api.log_group_name,
+                log_metric_namespace=f"{prefix(config.name)}/application",
+                distribution_id=self.cdn.distribution.id,
+                api_tracing_name=compute.api.tracing_name,
+                gpu_auto_scaling_group=gpu.auto_scaling_group_name if gpu is not None else None,
+            ),
+            regions=self._regions(),
+            account_id=self.account_id,
+            partition=self.partition,
+            keys=AlertKeys(primary=self.keys.alerts, cost=self.keys.cost_alerts, dr=self.keys.dr_alerts),
+            pagerduty_url=self.pagerduty_url.string_value if self.pagerduty_url is not None else None,
+            providers={"dr": self.dr_provider, "cost": self.global_provider, **chatbot},
         )

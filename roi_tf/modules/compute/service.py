@@ -183,6 +183,8 @@ class FargateService(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["task_definition", "desired_count"]),
         )
         self.name = self.service.name
+        self.tracing_name = name  # AWS_XRAY_TRACING_NAME: known at synth, unlike the service's name attribute
+        self.log_group_name = self.log_group.name
         self.scaling: AppautoscalingTarget | None = None
 
     @staticmethod
@@ -217,7 +219,13 @@ class FargateService(Construct):
             "environment": [
                 {"name": key, "value": value}
                 for key, value in sorted(
-                    {**environment, "AWS_REGION": region, "AWS_XRAY_DAEMON_ADDRESS": f"localhost:{XRAY_PORT}"}.items()
+                    {
+                        **environment,
+                        "AWS_REGION": region,
+                        "AWS_XRAY_DAEMON_ADDRESS": f"localhost:{XRAY_PORT}",
+                        # The service name its traces carry (the monitoring module's X-Ray group and sampling rule).
+                        "AWS_XRAY_TRACING_NAME": name,
+                    }.items()
                 )
             ],
             "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(secrets.items())],

@@ -187,5 +187,11 @@ class Cache(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
         )
         self.configuration_endpoint = self.replication_group.configuration_endpoint_address
+        # Cluster mode names its nodes <group>-<shard 0001...>-<node 001...>: CloudWatch's CacheClusterId of each.
+        self.node_ids = [
+            f"{self.replication_group.id}-{shard:04d}-{node:03d}"
+            for shard in range(1, p.shards + 1)
+            for node in range(1, p.replicas_per_shard + 2)
+        ]
         self.port = REDIS_PORT
         self.app_user_name = self.app_user.user_name

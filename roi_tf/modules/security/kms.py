@@ -133,6 +133,11 @@ class EncryptionKeysProps:
     create_dr_logs_key: bool = False
     # AWS Config of this account encrypts its deliveries with the logs key; default: no Config recorder here.
     config_deliveries: bool = False
+    # Service principals that publish to the alert topics (monitoring module), per region of a topic; a key is
+    # created where a region has publishers: the primary region, global_region (cost alerts), the DR region.
+    alert_publishers: Sequence[str] = ()
+    cost_alert_publishers: Sequence[str] = ()  # only used when the primary region is not global_region
+    dr_alert_publishers: Sequence[str] = ()  # default: no alert topic in the DR region
 
 
 class EncryptionKeys(Construct):
@@ -221,6 +226,36 @@ class EncryptionKeys(Construct):
                 [self._logs_statement(p.global_region, p.global_log_group_patterns)],
                 provider=global_provider,
             )
+        self.alerts = key("alerts", "SNS alert topics", [self._alerts_statement(p.alert_publishers)])
+        self.cost_alerts = (
+            self.alerts
+            if p.region == p.global_region
+            else key(
+                "cost_alerts",
+                f"SNS cost alert topic in {p.global_region}",
+                [self._alerts_statement(p.cost_alert_publishers)],
+                provider=global_provider,
+            )
+        )
+        self.dr_alerts = (
+            key(
+                "dr_alerts",
+                f"SNS alert topic in {p.dr_region}",
+                [self._alerts_statement(p.dr_alert_publishers)],
+                provider=dr_provider,
+            )
+            if p.dr_alert_publishers
+            else None
+        )
+
+    def _alerts_statement(self, publishers: Sequence[str]) -> Statement:
+        """Services publishing to an encrypted topic need the key (SNS encrypts on their behalf), for this account."""
+        return key_statement(
+            sid="AlertPublishersUse",
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            principals={"Service": list(publishers)},
+            conditions={("StringEquals", "aws:SourceAccount"): [self._props.account_id]},
+        )
 
     def _logs_statement(self, region: str, patterns: Sequence[str]) -> Statement:
         p = self._props
