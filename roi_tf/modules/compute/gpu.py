@@ -12,6 +12,8 @@ strategy), ``auto_scaling_group_name``, ``security_group_id``, ``instance_role_a
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 
 from cdktf import Fn, TerraformResourceLifecycle, Token
@@ -59,6 +61,23 @@ ROOT_DEVICE = "/dev/xvda"  # the AMI's root volume (aws/amazon-ecs-ami, al2023gp
 INSTANCE_POLICIES = {
     "ecs_agent": "service-role/AmazonEC2ContainerServiceforEC2Role",
     "session_manager": "AmazonSSMManagedInstanceCore",
+    # The CloudWatch agent publishes the GPUs' utilization (the ML Service dashboard; EC2 reports none).
+    "cloudwatch_agent": "CloudWatchAgentServerPolicy",
+}
+CLOUDWATCH_AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent"
+# nvidia-smi's measurements, aggregated per Auto Scaling group (the dimension the dashboard names); the agent
+# itself expands ${aws:AutoScalingGroupName} on the instance.
+GPU_METRICS_NAMESPACE = "CWAgent"
+CLOUDWATCH_AGENT_CONFIG = {
+    "agent": {"metrics_collection_interval": 60},
+    "metrics": {
+        "namespace": GPU_METRICS_NAMESPACE,
+        "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+        "aggregation_dimensions": [["AutoScalingGroupName"]],
+        "metrics_collected": {
+            "nvidia_gpu": {"measurement": ["utilization_gpu", "utilization_memory", "memory_used", "memory_total"]}
+        },
+    },
 }
 # A GPU instance boots, loads the NVIDIA driver and registers with the cluster in a few minutes: until then neither
 # the group's health check nor ECS's scaling metric should judge it.
@@ -273,7 +292,21 @@ def _ecs_config_lines(cluster_name: str, *, spot: bool) -> list[str]:
 
 
 def _user_data(cluster_name: str, *, spot: bool) -> str:
-    # A quoted heredoc: the shell expands nothing in the settings.
+    # Quoted heredocs: the shell expands nothing in the settings. The ECS settings come first: a failed agent
+    # install must not keep the instance out of the cluster.
+    config = f"{CLOUDWATCH_AGENT_DIR}/etc/gpu-metrics.json"
     return "\n".join(
-        ["#!/bin/bash", "cat <<'EOF' >> /etc/ecs/ecs.config", *_ecs_config_lines(cluster_name, spot=spot), "EOF", ""]
+        [
+            "#!/bin/bash",
+            "cat <<'EOF' >> /etc/ecs/ecs.config",
+            *_ecs_config_lines(cluster_name, spot=spot),
+            "EOF",
+            "dnf install -y amazon-cloudwatch-agent",
+            f"mkdir -p {CLOUDWATCH_AGENT_DIR}/etc",
+            # Base64 in the script: neither Terraform (${...}) nor the user data's quoting touches the JSON.
+            f"echo {base64.b64encode(json.dumps(CLOUDWATCH_AGENT_CONFIG, sort_keys=True).encode()).decode()} "
+            f"| base64 -d > {config}",
+            f"{CLOUDWATCH_AGENT_DIR}/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{config}",
+            "",
+        ]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from roi_tf.modules.compute.gpu import GPU_METRICS_NAMESPACE as GPU_NAMESPACE
 from roi_tf.modules.monitoring.alarms import Metric, Targets
 
 WIDTH = 12  # two widgets a row (the grid is 24 wide)
@@ -178,10 +179,6 @@ def ml_service(t: Targets, region: str) -> dict[str, Any]:
             )
         )
     return _layout(widgets)
-
-
-# Where the CloudWatch agent on the GPU instances publishes (compute module, gpu.py).
-GPU_NAMESPACE = "CWAgent"
 
 
 def database(t: Targets, region: str, dr_region: str) -> dict[str, Any]:
