@@ -187,7 +187,7 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
         )
     instances = [
         ("database", t.database),
-        *((f"database_replica_{i + 1}", r) for i, r in enumerate(t.database_replicas)),
+        *((f"database_replica_{i}", r) for i, r in enumerate(t.database_replicas)),
     ]
     for label, identifier in instances:
         alarms += [
@@ -217,7 +217,7 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
                 metric=_rds(identifier, "FreeStorageSpace", "Minimum"),
             ),
         ]
-    replicas = [(f"database_replica_{i + 1}", r, "") for i, r in enumerate(t.database_replicas)]
+    replicas = [(f"database_replica_{i}", r, "") for i, r in enumerate(t.database_replicas)]
     if t.dr_replica:
         replicas.append(("database_dr_replica", t.dr_replica, dr_region))
     for label, identifier, region in replicas:
