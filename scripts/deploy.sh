@@ -2,12 +2,13 @@
 # Usage: scripts/deploy.sh <env> [--plan-only] [--auto-approve] [--registries-only]
 # Synthesizes, plans into cdktf.out/stacks/<env>/tfplan, shows it, and applies exactly that plan after the
 # operator types the environment name. Needs TF_VAR_db_password, TF_VAR_jwt_secret and the deployment inputs
-# (TF_VAR_api_image_tag, TF_VAR_ml_image_tag, TF_VAR_event_processor_code) in the environment.
+# (TF_VAR_api_image_tag, TF_VAR_ml_image_tag, TF_VAR_event_processor_code) in the environment; prod also
+# TF_VAR_pagerduty_integration_url (critical alerts).
 # --registries-only (first deployment): only the ECR repositories and the artifacts bucket, so CI can push.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 plan_only=false
@@ -29,6 +30,7 @@ require_deployment_inputs
 require_terraform
 require_allowed_accounts "$env_name"
 synth "$env_name"
+require_stack_variables "$env_name"
 
 targets=()
 if $registries_only; then

@@ -29,6 +29,7 @@ require_secrets
 require_deployment_inputs
 require_terraform
 synth "$env_name"
+require_stack_variables "$env_name"
 
 # Terraform would refuse the whole plan anyway (prevent_destroy): say what, and how to destroy on purpose.
 protected="$(protected_resources "$env_name")"

@@ -58,6 +58,22 @@ require_deployment_inputs() {
   done
 }
 
+# require_stack_variables ENV: after synth, every input variable ENV's stack declares without a default is set
+# (TF_VAR_<name>): those above, and those only some environments declare (prod's pagerduty_integration_url).
+require_stack_variables() {
+  local name description
+  while IFS=$'\t' read -r name description; do
+    [[ -n "$name" ]] || continue
+    [[ -n "$(printenv "TF_VAR_$name")" ]] || die "TF_VAR_$name is not set ($1 needs it: $description)"
+  done < <("$ROOT/.venv/bin/python" - "$OUTDIR/stacks/$1/cdk.tf.json" <<'PY'
+import json, sys
+for name, variable in sorted(json.load(open(sys.argv[1])).get("variable", {}).items()):
+    if "default" not in variable:
+        print(f"{name}\t{variable.get('description', '')}")
+PY
+  )
+}
+
 ensure_venv() {
   if [[ ! -x "$ROOT/.venv/bin/python" ]]; then
     info "setting up .venv (first run)"

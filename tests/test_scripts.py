@@ -68,13 +68,15 @@ DEPLOYMENT_INPUTS = {
     "TF_VAR_ml_image_tag": "2.0.1",
     "TF_VAR_event_processor_code": "event-processor/1.0.0.zip",
 }
+# Where prod's critical alerts page (only prod's stack declares it).
+ALERT_INPUTS = {"TF_VAR_pagerduty_integration_url": "https://events.pagerduty.com/integration/0123456789abcdef/enqueue"}
 
 
 def script_env(env: dict[str, str], secrets: bool = True) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
     environment.update(env)
     if secrets:
-        environment.update({**DUMMY_SECRETS, **DEPLOYMENT_INPUTS})
+        environment.update({**DUMMY_SECRETS, **DEPLOYMENT_INPUTS, **ALERT_INPUTS})
     return environment
 
 
@@ -170,6 +172,25 @@ def test_deploy_and_destroy_require_every_deployment_input(fake, tmp_path: Path,
         f'error: {missing} is not set (the image tag or package to deploy: docs/DEPLOYMENT.md, "Deploying a new image")'
     )
     assert not Path(fake["FAKE_TF_LOG"]).exists() and not outdir.exists(), "refused before terraform and synth"
+
+
+def test_prod_needs_the_pagerduty_url_its_stack_declares(fake, tmp_path: Path) -> None:
+    """Guards against a plan that stops to prompt for a variable (or, unattended, fails) only Terraform would name:
+    after the synth, every variable the stack declares without a default must be set. With it set, prod plans
+    (test_deploy_plan_only_never_applies); dev and staging declare no PagerDuty URL (tests/test_stacks.py)."""
+    outdir = tmp_path / "out"
+    env = {k: v for k, v in script_env({**fake, "CDKTF_OUTDIR": str(outdir)}).items()
+           if k != "TF_VAR_pagerduty_integration_url"}  # fmt: skip
+    command = ["bash", str(REPO / "scripts" / "deploy.sh"), "prod", "--plan-only"]
+    done = subprocess.run(
+        command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: TF_VAR_pagerduty_integration_url is not set (prod needs it: PagerDuty integration URL (Amazon "
+        "CloudWatch integration) for critical alerts (export TF_VAR_pagerduty_integration_url).)"
+    )
+    assert calls(fake, outdir) == []
 
 
 def test_deploy_plan_only_never_applies(fake, shared_outdir: Path) -> None:
