@@ -95,7 +95,7 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
             severity=CRITICAL,
             description=(
                 f"More than {th.api_error_rate_percent}% of API requests fail with 5XX. Check first: the API "
-                "service's recent deployments and its logs (/ecs/api), then the database and Redis alarms."
+                f"service's recent deployments and its logs ({t.api_log_group}), then the database and Redis alarms."
             ),
             comparison="GreaterThanThreshold",
             threshold=th.api_error_rate_percent,
