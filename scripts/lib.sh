@@ -83,10 +83,18 @@ ensure_venv() {
 
 # synth ENV: validate ENV's configuration and synthesize its two stacks (state-ENV and ENV), atomically; the other
 # environments' stacks in the output directory stay as they were (a broken dev.json never blocks a prod deploy).
+# Skipped when ENV's stacks are exactly what its unchanged sources and configuration synthesized (fingerprint.py).
 synth() {
   ensure_venv
+  local fingerprint=("$ROOT/.venv/bin/python" -m roi_tf.tools.fingerprint) inputs
+  if "${fingerprint[@]}" fresh "$1" "$ENVIRONMENTS_DIR" "$OUTDIR"; then
+    info "$1: stacks in $OUTDIR are up to date (sources and configuration unchanged since their synth)"
+    return 0
+  fi
+  inputs="$("${fingerprint[@]}" digest "$1" "$ENVIRONMENTS_DIR")"
   info "synthesizing $1 into $OUTDIR"
   "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$1" --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR" >&2
+  "${fingerprint[@]}" stamp "$1" "$inputs" "$OUTDIR"
 }
 
 # artifact_targets ENV: -target= arguments for the image repositories and the artifacts bucket (stackinfo.py).

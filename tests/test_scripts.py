@@ -121,21 +121,41 @@ def test_init_bootstraps_state_then_initializes_the_environment(
     assert (shared_outdir / "stacks" / env_name / "cdk.tf.json").is_file()
 
 
-def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, shared_outdir: Path, tmp_path: Path) -> None:
+def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, tmp_path: Path) -> None:
     """Also: the scripts synthesize only the environment they act on, so a broken file of another environment
     (staging.json here) does not block a deploy."""
     environments = tmp_path / "environments"
     shutil.copytree(fake["ROI_TF_ENVIRONMENTS_DIR"], environments)
     (environments / "staging.json").write_text("{ not json")
-    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir), "ROI_TF_ENVIRONMENTS_DIR": str(environments)}
+    # An edit to dev's own file (a trailing newline): its stacks must be synthesized again, not reused.
+    (environments / "dev.json").write_text((environments / "dev.json").read_text() + "\n")
+    outdir = tmp_path / "out"
+    env = {**fake, "CDKTF_OUTDIR": str(outdir), "ROI_TF_ENVIRONMENTS_DIR": str(environments)}
     done = run("deploy.sh", "dev", "--auto-approve", env=env)
     assert done.returncode == 0, done.stderr
     assert "synthesizing dev into" in done.stderr
-    assert calls(fake, shared_outdir) == [
+    assert calls(fake, outdir) == [
         "@dev init -input=false",
         "@dev plan -input=false -out=tfplan",
         "@dev apply -input=false tfplan",
     ]
+
+
+def test_unchanged_stacks_are_not_synthesized_again_and_an_edited_stack_is(fake, shared_outdir: Path) -> None:
+    """Guards against a plan of stale stacks: a run reuses the stacks only while every input and the stacks
+    themselves are what their synth saw (roi_tf/tools/fingerprint.py; its cases: tests/test_fingerprint.py)."""
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir)}
+    first = run("deploy.sh", "dev", "--plan-only", env=env)  # synthesizes, unless another test just did
+    assert first.returncode == 0, first.stderr
+    second = run("deploy.sh", "dev", "--plan-only", env=env)
+    assert second.returncode == 0, second.stderr
+    assert f"dev: stacks in {shared_outdir} are up to date" in second.stderr and "synthesizing" not in second.stderr
+    stack = shared_outdir / "stacks" / "dev" / "cdk.tf.json"
+    stack.write_text(stack.read_text().replace('"us-east-1"', '"us-east-2"', 1))  # a hand edit
+    third = run("deploy.sh", "dev", "--plan-only", env=env)
+    assert third.returncode == 0, third.stderr
+    assert "synthesizing dev into" in third.stderr and '"us-east-2"' not in stack.read_text()
+    assert [c for c in calls(fake, shared_outdir) if " plan " in c] == ["@dev plan -input=false -out=tfplan"] * 3
 
 
 def test_deploy_registries_only_plans_exactly_the_artifact_stores(fake, shared_outdir: Path) -> None:
@@ -174,11 +194,11 @@ def test_deploy_and_destroy_require_every_deployment_input(fake, tmp_path: Path,
     assert not Path(fake["FAKE_TF_LOG"]).exists() and not outdir.exists(), "refused before terraform and synth"
 
 
-def test_prod_needs_the_pagerduty_url_its_stack_declares(fake, tmp_path: Path) -> None:
+def test_prod_needs_the_pagerduty_url_its_stack_declares(fake, shared_outdir: Path) -> None:
     """Guards against a plan that stops to prompt for a variable (or, unattended, fails) only Terraform would name:
     after the synth, every variable the stack declares without a default must be set. With it set, prod plans
     (test_deploy_plan_only_never_applies); dev and staging declare no PagerDuty URL (tests/test_stacks.py)."""
-    outdir = tmp_path / "out"
+    outdir = shared_outdir
     env = {k: v for k, v in script_env({**fake, "CDKTF_OUTDIR": str(outdir)}).items()
            if k != "TF_VAR_pagerduty_integration_url"}  # fmt: skip
     command = ["bash", str(REPO / "scripts" / "deploy.sh"), "prod", "--plan-only"]
