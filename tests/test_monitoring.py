@@ -653,12 +653,13 @@ def test_every_metric_names_a_resource_of_this_stack_in_the_region_it_is_read_fr
 
 
 def test_the_overview_shows_the_state_of_every_alarm_of_the_region(deployed) -> None:
+    """The ARNs are spelled from the alarms' names (no attribute reads): each must be a real alarm's."""
     stack, config = deployed
     (overview,) = [w for w in dashboards(stack)[prefix(config)]["widgets"] if w["type"] == "alarm"]
-    alarms = stack.resources("aws_cloudwatch_metric_alarm")
+    account, partition = "${data.aws_caller_identity.current.account_id}", "${data.aws_partition.partition.partition}"
     here = {
-        Stack.ref("aws_cloudwatch_metric_alarm", n, "arn")
-        for n, a in alarms.items()
+        f"arn:{partition}:cloudwatch:{config.region}:{account}:alarm:{a['alarm_name']}"
+        for a in stack.resources("aws_cloudwatch_metric_alarm").values()
         if stack.region_of(a) == config.region
     }
     assert set(overview["properties"]["alarms"]) == here and len(overview["properties"]["alarms"]) == len(here)

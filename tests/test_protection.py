@@ -161,3 +161,28 @@ def test_protection_covers_resources_added_later_and_asks_a_plain_resource_its_t
     assert "lifecycle" not in resources["aws_vpc"]["net"]
     ((table_name, table),) = resources["aws_dynamodb_table"].items()
     assert table_name.startswith("module_table") and table["lifecycle"] == {"prevent_destroy": True}
+
+
+def test_a_generated_resource_class_synthesizes_the_type_its_submodule_is_named_after(stacks) -> None:
+    """protection.py reads a generated class's resource type from its submodule's name (no round trip to jsii):
+    checked against what jsii says, for every class of every submodule that defines a resource type in our stacks."""
+    import importlib
+    import inspect
+
+    from roi_tf.modules.protection import PROVIDER_PACKAGE, generated_resource_type
+
+    types = {rtype for stack in stacks.values() for rtype in stack.json.get("resource", {})}
+    checked = 0
+    for rtype in sorted(types):
+        module = importlib.import_module(PROVIDER_PACKAGE + rtype.removeprefix("aws_"))
+        classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if "TF_RESOURCE_TYPE" in vars(c)]
+        assert classes, rtype
+        for cls in classes:
+            assert generated_resource_type(cls) == cls.TF_RESOURCE_TYPE == rtype, cls
+            checked += 1
+    assert checked >= len(types) >= 90
+    # Anything else is asked: our own classes, and a plain TerraformResource.
+    from cdktf import TerraformResource
+
+    assert generated_resource_type(TerraformResource) is None
+    assert generated_resource_type(type("Sub", (module.__dict__[classes[0].__name__],), {})) is None

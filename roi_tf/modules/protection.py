@@ -38,6 +38,19 @@ DELETION_PROTECTION: dict[str, str] = {
 }
 
 
+# A generated provider class (it declares TF_RESOURCE_TYPE) lives in the submodule named after the resource type it
+# always synthesizes (aws_s3_bucket: cdktf_cdktf_provider_aws.s3_bucket); reading the type instead would be a round
+# trip to jsii per class. A plain TerraformResource (or a subclass of ours) names its type per instance: it is asked.
+PROVIDER_PACKAGE = "cdktf_cdktf_provider_aws."
+
+
+def generated_resource_type(cls: type) -> str | None:
+    """The resource type a generated provider class synthesizes, from where it is defined; None for other classes."""
+    if cls.__module__.startswith(PROVIDER_PACKAGE) and "TF_RESOURCE_TYPE" in vars(cls):
+        return "aws_" + cls.__module__.removeprefix(PROVIDER_PACKAGE)
+    return None
+
+
 def protect_data(scope: Construct) -> None:
     """Every data-holding resource under ``scope`` refuses to be destroyed by Terraform (applied at synth)."""
     # Imported here: the tables above are read by tools (roi_tf.tools.stackinfo) that must not start jsii.
@@ -45,19 +58,8 @@ def protect_data(scope: Construct) -> None:
     from cdktf import Aspects, IAspect, TerraformResource
     from constructs import Construct, IConstruct
 
-    # A generated provider class (it declares TF_RESOURCE_TYPE) always synthesizes the same resource type, and
-    # reading it is a round trip to jsii: read once per such class, not once per resource. A plain
-    # TerraformResource names its type per instance, so it is always asked.
-    types: dict[type, str] = {}
-
     def resource_type_of(node: TerraformResource) -> str:
-        cls = type(node)
-        if cls in types:
-            return types[cls]
-        resource_type = node.terraform_resource_type
-        if "TF_RESOURCE_TYPE" in vars(cls):
-            types[cls] = resource_type
-        return resource_type
+        return generated_resource_type(type(node)) or node.terraform_resource_type
 
     @jsii.implements(IAspect)
     class PreventDestroy:

@@ -483,7 +483,7 @@ class EnvironmentStack(TerraformStack):
                 redis_nodes=database.cache.node_ids,
                 dead_letter_queue=compute.events.dead_letter_queue_name,
                 function_name=compute.events.function_name,
-                api_log_group=compute.api.log_group_name,
+                api_log_group=compute.api.log_group.name,
                 log_metric_namespace=f"{prefix(config.name)}/application",
                 distribution_id=self.cdn.distribution.id,
                 api_tracing_name=compute.api.tracing_name,

@@ -184,7 +184,6 @@ class FargateService(Construct):
         )
         self.name = self.service.name
         self.tracing_name = name  # AWS_XRAY_TRACING_NAME: known at synth, unlike the service's name attribute
-        self.log_group_name = self.log_group.name
         self.scaling: AppautoscalingTarget | None = None
 
     @staticmethod

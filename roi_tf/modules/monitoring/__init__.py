@@ -115,6 +115,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, id)
         self._config, self._name, self._targets = config, name, targets
+        self._account_id, self._partition = account_id, partition
 
         def topic(key: str, severity: str, region: str, publishers: Sequence[str], kms: KmsKey, provider: str | None):
             return AlertTopic(
@@ -207,7 +208,7 @@ class Monitoring(Construct):
         c = self._config
         topic = self._topic_for[(alarm.severity, alarm.region)]
         common = {
-            "alarm_name": f"{self._name}-{alarm.severity}-{alarm.key.replace('_', '-')}",
+            "alarm_name": self._alarm_name(alarm),
             "alarm_description": alarm.description,
             "comparison_operator": alarm.comparison,
             "threshold": alarm.threshold,
@@ -251,6 +252,9 @@ class Monitoring(Construct):
             for query_id, m in alarm.metrics.items()
         ]
         return CloudwatchMetricAlarm(self, f"alarm_{alarm.key}", metric_query=queries, **common)
+
+    def _alarm_name(self, alarm: Alarm) -> str:
+        return f"{self._name}-{alarm.severity}-{alarm.key.replace('_', '-')}"
 
     def _log_metric_filters(self) -> None:
         """ERROR lines of the API's logs, counted for the api_log_errors warning."""
@@ -418,7 +422,12 @@ class Monitoring(Construct):
         }
         names = {key: f"{n}-{key.replace('_', '-')}" for key in bodies}
         # The design document's check: aws cloudwatch get-dashboard --dashboard-name roi-systems-<env>.
-        in_region = [self.alarms[a.key].arn for a in self._catalog if not a.region]
+        # Spelled from the names (each attribute read of an alarm would be a round trip to jsii's node process).
+        in_region = [
+            f"arn:{self._partition}:cloudwatch:{regions.primary}:{self._account_id}:alarm:{self._alarm_name(a)}"
+            for a in self._catalog
+            if not a.region
+        ]
         bodies["overview"] = dashboards.overview(in_region, list(names.values()), regions.primary)
         names["overview"] = n
         for key, body in bodies.items():
