@@ -6,3 +6,5 @@ from roi_tf import provider_loader, type_hints
 provider_loader.install()
 # The provider's run-time argument checks evaluate their annotations once per signature, not once per call.
 type_hints.memoize_stub_type_hints()
+# ... and each (scalar type, expected type) pair that passed once is not checked again (the verdict is the same).
+type_hints.memoize_scalar_checks()

@@ -8,14 +8,23 @@ change, so their hints are computed once and reused: the checks themselves still
 
 Only ``typing.get_type_hints(stub)`` with no other argument, for such stubs, is cached; every other call goes to
 the real function unchanged. :func:`memoize_stub_type_hints` is idempotent; ``roi_tf/__init__.py`` calls it.
+
+The checks (typeguard 2's ``check_type``, ~90,000 calls with the recursion into lists and structs, ~0.7 s) are
+memoized the same way where their verdict cannot depend on the value itself: a ``str``, ``int``, ``float``,
+``bool`` or ``None`` checked against a type that holds no ``Literal``. Its verdict depends only on the value's type
+and the expected type, so a pair that passed once passes again; everything else (containers, objects, literals, a
+pair never seen, a failure) is checked by typeguard exactly as before, and a refusal is never cached.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any
+
+import typeguard
 
 STUB_PREFIX = "_typecheckingstub__"
 
@@ -41,3 +50,49 @@ def is_stub(obj: Any) -> bool:
 def memoize_stub_type_hints() -> None:
     """Route ``typing.get_type_hints`` through the cache (once; later calls change nothing)."""
     typing.get_type_hints = _get_type_hints  # type: ignore[assignment]
+
+
+# Values whose check by typeguard 2 depends only on their type (given an expected type without literals or
+# forward references, whose meaning depends on the value or on the calling module).
+SCALARS = (str, int, float, bool, type(None))
+_real_check_type: Callable[..., Any] = typeguard.check_type
+_passed: set[tuple[type, Any]] = set()
+_cacheable: dict[Any, bool] = {}
+
+
+def _type_only_verdict(expected_type: Any) -> bool:
+    """True if no ``Literal`` and no forward reference occurs anywhere in ``expected_type``."""
+    found = _cacheable.get(expected_type)
+    if found is None:
+        found = _cacheable[expected_type] = (
+            typing.get_origin(expected_type) is not typing.Literal
+            and not isinstance(expected_type, (str, typing.ForwardRef))
+            and all(_type_only_verdict(arg) for arg in typing.get_args(expected_type))
+        )
+    return found
+
+
+@functools.wraps(_real_check_type)
+def _check_type(argname: str, value: Any, expected_type: Any, memo: Any = None, **kwargs: Any) -> Any:
+    if memo is None and not kwargs:
+        # What typeguard does without a memo, from the caller's frame (not this wrapper's).
+        frame = sys._getframe(1)
+        memo = typeguard._TypeCheckMemo(frame.f_globals, frame.f_locals)
+    if type(value) not in SCALARS:
+        return _real_check_type(argname, value, expected_type, memo, **kwargs)
+    try:
+        key = (type(value), expected_type)
+        if key in _passed:
+            return None
+        cacheable = _type_only_verdict(expected_type)
+    except TypeError:  # an unhashable expected type: never cached
+        return _real_check_type(argname, value, expected_type, memo, **kwargs)
+    result = _real_check_type(argname, value, expected_type, memo, **kwargs)  # raises TypeError on a mismatch
+    if cacheable and not kwargs:
+        _passed.add(key)
+    return result
+
+
+def memoize_scalar_checks() -> None:
+    """Route typeguard's ``check_type`` (the generated packages' and its own recursion) through the memo (once)."""
+    typeguard.check_type = _check_type  # type: ignore[assignment]

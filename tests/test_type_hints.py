@@ -52,3 +52,53 @@ def test_the_providers_argument_checks_still_refuse_a_wrong_type() -> None:
     S3Bucket(stack, "fine", bucket="a-bucket")  # negative control
     with pytest.raises(TypeError, match="bucket"):
         S3Bucket(stack, "wrong", bucket=123)  # type: ignore[arg-type]
+
+
+# --- the argument checks: a scalar's verdict is reused, everything else is checked every time ----------------
+
+
+class Marker:
+    """A class only this module's globals name (forward references must resolve in the caller's module)."""
+
+
+def test_a_scalar_that_passed_is_not_checked_again_and_a_wrong_one_is_refused_every_time() -> None:
+    import typeguard
+
+    expected = typing.Union[str, list[str]]  # noqa: UP007 (the form the generated stubs use)
+    typeguard.check_type("name", "a-bucket", expected)
+    assert (str, expected) in type_hints._passed
+    for _ in range(2):  # a refusal is never cached
+        with pytest.raises(TypeError, match="name"):
+            typeguard.check_type("name", 123, expected)
+    with pytest.raises(TypeError):
+        typeguard.check_type("flag", True, typing.Union[str, list[str]])  # noqa: UP007
+    typeguard.check_type("count", 3, float)  # typeguard's numeric tower: an int is a float
+    with pytest.raises(TypeError):
+        typeguard.check_type("count", None, float)
+
+
+def test_literals_and_forward_references_are_checked_every_time() -> None:
+    import typeguard
+
+    for literal, good, bad in ((typing.Literal["GET", "POST"], "GET", "DELETE"), (typing.Literal[1, 2], 1, 3)):
+        typeguard.check_type("value", good, literal)
+        with pytest.raises(TypeError):
+            typeguard.check_type("value", bad, literal)  # same type, another value: refused
+        assert (type(good), literal) not in type_hints._passed
+    marker = typing.ForwardRef("Marker")
+    typeguard.check_type("marker", Marker(), marker)  # resolved in this module, as without the memo
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            typeguard.check_type("marker", "not a marker", marker)
+    assert (str, marker) not in type_hints._passed
+
+
+def test_containers_are_checked_by_typeguard_and_their_scalars_through_the_memo() -> None:
+    import typeguard
+
+    typeguard.check_type("names", ["a", "b"], list[str])
+    assert (str, str) in type_hints._passed  # typeguard's own recursion goes through the memo
+    with pytest.raises(TypeError, match=r"names\[1\]"):
+        typeguard.check_type("names", ["a", 2], list[str])
+    with pytest.raises(TypeError):
+        typeguard.check_type("names", {"a": 1}, dict[str, str])
