@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -23,21 +24,13 @@ if [[ "$1" == "version" ]]; then echo '{"terraform_version": "'"${FAKE_TF_VERSIO
 """
 
 
-@pytest.fixture(scope="module")
-def shared_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One synthesized output for every script run here (each script synthesizes into it again)."""
-    return tmp_path_factory.mktemp("scripts") / "cdktf.out"
-
-
 # Test accounts for the environments the scripts only apply to named accounts.
 ACCOUNTS = {"staging": "111111111111", "prod": "222222222222"}
 
 
-@pytest.fixture(scope="module")
-def environments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_environments(directory: Path) -> Path:
     """The repository's environments with allowed_account_ids set where the scripts require them, and staging's
     protection off, so a destroy can be driven to its end."""
-    directory = tmp_path_factory.mktemp("environments")
     shutil.copytree(REPO / "environments", directory, dirs_exist_ok=True)
     for env, account in ACCOUNTS.items():
         path = directory / f"{env}.json"
@@ -47,6 +40,45 @@ def environments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             data["protection"]["prevent_destroy"] = False
         path.write_text(json.dumps(data, indent=2))
     return directory
+
+
+@pytest.fixture(scope="module")
+def environments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_environments(tmp_path_factory.mktemp("environments"))
+
+
+@pytest.fixture(scope="session")
+def presynthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every environment of write_environments() synthesized once for the whole run (all workers: the first one
+    synthesizes under a lock, the others wait and reuse it), stamped as the scripts stamp their synths."""
+    from roi_tf.config import ENVIRONMENTS
+    from roi_tf.tools import fingerprint
+
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # shared by the workers
+    target = root / "scripts-presynthesized"
+    with (root / "scripts-presynthesized.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "done").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            environments = write_environments(target / "environments")
+            outdir = target / "cdktf.out"
+            command = [str(REPO / ".venv" / "bin" / "python"), str(REPO / "main.py"), "--outdir", str(outdir),
+                       "--environments-dir", str(environments)]  # fmt: skip
+            subprocess.run(command, env=script_env({}), capture_output=True, check=True, timeout=300)
+            for env in ENVIRONMENTS:
+                fingerprint.stamp(env, fingerprint.digest(env, environments), outdir)
+            (target / "done").touch()
+    return target / "cdktf.out"
+
+
+@pytest.fixture
+def shared_outdir(presynthesized: Path, tmp_path: Path) -> Path:
+    """This test's copy of the synthesized stacks, current for the scripts' environments: they synthesize again
+    only what a test changes (a test that needs a synth from scratch uses an empty output directory)."""
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(presynthesized, outdir)
+    return outdir
 
 
 @pytest.fixture
