@@ -1,36 +1,47 @@
 #!/usr/bin/env bash
-# Usage: scripts/deploy.sh <env> [--plan-only] [--auto-approve] [--registries-only]
-# Synthesizes, plans into cdktf.out/stacks/<env>/tfplan, shows it, and applies exactly that plan after the
-# operator types the environment name. Needs TF_VAR_db_password, TF_VAR_jwt_secret and the deployment inputs
-# (TF_VAR_api_image_tag, TF_VAR_ml_image_tag, TF_VAR_event_processor_code) in the environment; prod also
-# TF_VAR_pagerduty_integration_url (critical alerts).
+# Usage: scripts/deploy.sh <env> [--plan-only] [--auto-approve] [--registries-only] [--skip-snapshot] [--skip-validation]
+# Synthesizes, plans into cdktf.out/stacks/<env>/tfplan and prints what the plan does (a replaced or destroyed
+# resource that holds data is named loudly); stops there when nothing changes. Otherwise applies exactly that plan
+# after the operator types the environment name (--auto-approve instead; in prod only with CI=true). In prod, a
+# manual RDS snapshot is taken first and waited for (--skip-snapshot skips it). After the apply, validates: the web
+# app and API answer, the ECS services are stable, the database is available, no alarm is in ALARM.
+# Needs TF_VAR_db_password, TF_VAR_jwt_secret and the deployment inputs (TF_VAR_api_image_tag, TF_VAR_ml_image_tag,
+# TF_VAR_event_processor_code) in the environment; prod also TF_VAR_pagerduty_integration_url; the aws CLI.
 # --registries-only (first deployment): only the ECR repositories and the artifacts bucket, so CI can push.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 plan_only=false
 auto_approve=false
 registries_only=false
+skip_snapshot=false
+skip_validation=false
 for arg in "$@"; do
   case "$arg" in
     --plan-only) plan_only=true ;;
     --auto-approve) auto_approve=true ;;
     --registries-only) registries_only=true ;;
+    --skip-snapshot) skip_snapshot=true ;;
+    --skip-validation) skip_validation=true ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown option '$arg'" ;;
     *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
   esac
 done
 require_env "$env_name"
+if [[ "$env_name" == prod ]] && $auto_approve && [[ "${CI:-}" != "true" ]]; then
+  die "refusing --auto-approve for prod outside CI (CI=true): type the confirmation instead"
+fi
 require_secrets
 require_deployment_inputs
 require_terraform
 require_allowed_accounts "$env_name"
 synth "$env_name"
 require_stack_variables "$env_name"
+$plan_only || require_aws "$env_name"
 
 targets=()
 if $registries_only; then
@@ -40,15 +51,28 @@ if $registries_only; then
 fi
 
 tf "$env_name" init -input=false
-tf "$env_name" plan -input=false -out=tfplan "${targets[@]}"
+plan_status=0
+tf "$env_name" plan -input=false -detailed-exitcode -out=tfplan "${targets[@]}" || plan_status=$?
+case "$plan_status" in
+  0) info "$env_name: no changes; nothing to apply"; exit 0 ;;
+  2) ;;
+  *) die "terraform plan failed for $env_name (exit $plan_status): nothing was applied" ;;
+esac
+tf "$env_name" show -json tfplan | stackinfo plan-summary >&2 || die "could not summarize the plan of $env_name"
 if $plan_only; then
   info "plan saved to $OUTDIR/stacks/$env_name/tfplan; review it, then re-run without --plan-only"
   exit 0
 fi
 $auto_approve || confirm "$env_name" apply
+if [[ "$env_name" == prod ]] && ! $registries_only && ! $skip_snapshot; then
+  pre_deploy_snapshot "$env_name"
+fi
 tf "$env_name" apply -input=false tfplan
 if $registries_only; then
   info "$env_name: registries and artifacts bucket ready; push the images and the event processor's package, then deploy without --registries-only (docs/DEPLOYMENT.md, \"Deploying a new image\")"
+elif $skip_validation; then
+  info "$env_name deployed (not validated: --skip-validation)"
 else
+  validate "$env_name"
   info "$env_name deployed"
 fi

@@ -11,6 +11,8 @@ readonly ACCOUNT_PINNED_ENVIRONMENTS=(staging prod) # applied only to the accoun
 OUTDIR="${CDKTF_OUTDIR:-$ROOT/cdktf.out}"
 ENVIRONMENTS_DIR="${ROI_TF_ENVIRONMENTS_DIR:-$ROOT/environments}"
 TERRAFORM="${TERRAFORM:-terraform}"
+AWS="${AWS:-aws}"
+CURL="${CURL:-curl}"
 
 die() {
   echo "error: $*" >&2
@@ -135,6 +137,88 @@ tf() {
   local dir="$OUTDIR/stacks/$stack"
   [[ -f "$dir/cdk.tf.json" ]] || die "stack '$stack' was not synthesized ($dir/cdk.tf.json missing)"
   "$TERRAFORM" -chdir="$dir" "$@"
+}
+
+# stackinfo ARGS...: facts from the configuration or a synthesized stack, without jsii (roi_tf/tools/stackinfo.py).
+stackinfo() {
+  "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo "$@"
+}
+
+# require_aws ENV: the aws CLI is there, its credentials work, and (where config names them) belong to one of
+# ENV's allowed_account_ids.
+require_aws() {
+  local account ids
+  command -v "$AWS" >/dev/null 2>&1 || die "aws CLI not found on PATH (needed for the snapshot and the validation)"
+  account="$("$AWS" sts get-caller-identity --query Account --output text)" ||
+    die "aws sts get-caller-identity failed: no valid credentials (aws sso login, or the CI role)"
+  ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$1")"
+  [[ -z "$ids" || " $ids " == *" $account "* ]] ||
+    die "the credentials are for account $account, not one of $1's allowed_account_ids ($ids)"
+}
+
+# pre_deploy_snapshot ENV: a manual snapshot of ENV's primary database, waited for (design document: "Manual
+# snapshots: before major deployments"); none when the database does not exist yet (first deployment).
+pre_deploy_snapshot() {
+  local env="$1" stack region db status snapshot
+  stack="$OUTDIR/stacks/$env/cdk.tf.json"
+  db="$(stackinfo database "$stack")"
+  [[ -n "$db" ]] || { info "$env has no database: no snapshot"; return 0; }
+  region="$(stackinfo region "$stack")"
+  if ! status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
+    --query 'DBInstances[0].DBInstanceStatus' --output text 2>&1)"; then
+    [[ "$status" == *DBInstanceNotFound* ]] || die "could not read the status of $db: $status"
+    info "$db does not exist yet (first deployment): no snapshot to take"
+    return 0
+  fi
+  snapshot="$db-pre-deploy-$(date -u +%Y%m%d-%H%M%S)"
+  info "snapshot $snapshot of $db ($status) before the apply: usually 5-20 minutes (--skip-snapshot skips it)"
+  "$AWS" rds create-db-snapshot --region "$region" --db-instance-identifier "$db" \
+    --db-snapshot-identifier "$snapshot" --output text --query 'DBSnapshot.Status' >&2 ||
+    die "the snapshot of $db could not be started: nothing was applied"
+  "$AWS" rds wait db-snapshot-available --region "$region" --db-snapshot-identifier "$snapshot" ||
+    die "snapshot $snapshot did not become available: nothing was applied (aws rds describe-db-snapshots --db-snapshot-identifier $snapshot)"
+  info "snapshot $snapshot available"
+}
+
+# validate ENV: after an apply, the design document's validation: the web app (and the API where the internet may
+# reach its load balancer) answers, retried with backoff; the ECS services are stable at their desired count; the
+# database is available; no alarm of ENV is in ALARM. Each failure says what to look at.
+validate() {
+  local env="$1" stack region check argument cluster services attempt failed=0 db status alarms
+  stack="$OUTDIR/stacks/$env/cdk.tf.json"
+  region="$(stackinfo region "$stack")"
+  while read -r check argument; do
+    case "$check" in
+      url)
+        for attempt in 1 2 3 4 5; do
+          "$CURL" -fsS -o /dev/null --max-time 10 "$argument" && break
+          [[ "$attempt" == 5 ]] && { echo "error: $argument does not answer (CloudFront, the load balancer's targets, the API's logs: docs/DEPLOYMENT.md, Troubleshooting)" >&2; failed=1; break; }
+          sleep "$((attempt * attempt * ${VALIDATION_BACKOFF_SECONDS:-5}))"
+        done
+        ;;
+      services)
+        read -r cluster services <<<"$argument"
+        # shellcheck disable=SC2086 # the service names, one argument each
+        "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services $services ||
+          { echo "error: ECS services $services are not stable at their desired count (aws ecs describe-services --cluster $cluster --services $services: events and stopped tasks)" >&2; failed=1; }
+        ;;
+      alarms)
+        alarms="$("$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
+          --state-value ALARM --query 'MetricAlarms[].AlarmName' --output text)" ||
+          { echo "error: could not read the alarms of $env" >&2; failed=1; }
+        [[ -z "$alarms" ]] || { echo "error: in ALARM: $alarms (each alarm's description says what to check first)" >&2; failed=1; }
+        ;;
+      *) echo "error: could not read what to validate from $env's outputs" >&2; failed=1 ;;
+    esac
+  done < <(tf "$env" output -json | stackinfo validation "$ENVIRONMENTS_DIR" "$env" || echo "failed -")
+  db="$(stackinfo database "$stack")"
+  if [[ -n "$db" ]]; then
+    status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
+      --query 'DBInstances[0].DBInstanceStatus' --output text)" || status="unreadable"
+    [[ "$status" == "available" ]] || { echo "error: database $db is $status, not available (RDS console: events of $db)" >&2; failed=1; }
+  fi
+  [[ "$failed" == 0 ]] || die "$env was applied but does not validate (see above)"
+  info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).

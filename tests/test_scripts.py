@@ -21,7 +21,46 @@ from conftest import DUMMY_SECRETS, REPO
 FAKE_TERRAFORM = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_TF_LOG"
 if [[ "$1" == "version" ]]; then echo '{"terraform_version": "'"${FAKE_TF_VERSION:-1.11.4}"'"}'; fi
+args=" $* "
+# A plan answers with -detailed-exitcode's convention: 0 no changes, 1 error, 2 changes (the default here).
+if [[ "$args" == *" plan "* && "$args" == *" -detailed-exitcode "* ]]; then exit "${FAKE_TF_PLAN_EXIT:-2}"; fi
+if [[ "$args" == *" show -json tfplan "* ]]; then cat "${FAKE_TF_PLAN_JSON:?}"; fi
+if [[ "$args" == *" output -json "* ]]; then cat "${FAKE_TF_OUTPUTS:?}"; fi
+exit 0
 """
+# aws and curl on PATH: they record their arguments (one line per call, in the terraform log, so the sequence of
+# all three is one list) and answer as the FAKE_* variables say.
+FAKE_AWS = """#!/usr/bin/env bash
+echo "aws $*" >> "$FAKE_TF_LOG"
+case "$1 $2" in
+  "sts get-caller-identity") echo "${FAKE_AWS_ACCOUNT:-111111111111}" ;;
+  "rds describe-db-instances")
+    if [[ "${FAKE_DB_STATUS:-available}" == missing ]]; then
+      echo "An error occurred (DBInstanceNotFound) when calling the DescribeDBInstances operation" >&2; exit 254
+    fi
+    echo "${FAKE_DB_STATUS:-available}" ;;
+  "rds create-db-snapshot") [[ -z "${FAKE_SNAPSHOT_FAILS:-}" ]] || exit 254; echo creating ;;
+  "rds wait") exit 0 ;;
+  "ecs wait") exit "${FAKE_ECS_WAIT_EXIT:-0}" ;;
+  "cloudwatch describe-alarms") echo "${FAKE_ALARMS_IN_ALARM:-}" ;;
+esac
+"""
+FAKE_CURL = """#!/usr/bin/env bash
+echo "curl $*" >> "$FAKE_TF_LOG"
+count=$(( $(cat "$FAKE_CURL_COUNT" 2>/dev/null || echo 0) + 1 ))
+echo "$count" > "$FAKE_CURL_COUNT"
+(( count > ${FAKE_CURL_FAILS:-0} ))
+"""
+# What the fake terraform shows for a plan with changes, and the outputs of an applied stack.
+PLAN_JSON = {"resource_changes": [{"address": "aws_sqs_queue.events", "type": "aws_sqs_queue", "mode": "managed",
+                                   "change": {"actions": ["update"]}}]}  # fmt: skip
+OUTPUTS = {
+    "cdn_url": {"value": "https://app.example.com"},
+    "api_load_balancer_dns_name": {"value": "api-lb-123.us-east-1.elb.amazonaws.com"},
+    "ecs_cluster_name": {"value": "roi-systems-ENV-cluster"},
+    "api_service_name": {"value": "roi-systems-ENV-api"},
+    "ml_service_name": {"value": "roi-systems-ENV-ml"},
+}
 
 
 # Test accounts for the environments the scripts only apply to named accounts.
@@ -83,13 +122,21 @@ def shared_outdir(presynthesized: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake(tmp_path: Path, environments_dir: Path) -> dict[str, str]:
-    binary = tmp_path / "bin" / "terraform"
-    binary.parent.mkdir()
-    binary.write_text(FAKE_TERRAFORM)
-    binary.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in (("terraform", FAKE_TERRAFORM), ("aws", FAKE_AWS), ("curl", FAKE_CURL)):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN_JSON))
+    (tmp_path / "outputs.json").write_text(json.dumps(OUTPUTS))
     return {
-        "TERRAFORM": str(binary),
+        "TERRAFORM": str(bin_dir / "terraform"),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_TF_LOG": str(tmp_path / "terraform.log"),
+        "FAKE_TF_PLAN_JSON": str(tmp_path / "plan.json"),
+        "FAKE_TF_OUTPUTS": str(tmp_path / "outputs.json"),
+        "FAKE_CURL_COUNT": str(tmp_path / "curl.count"),
+        "VALIDATION_BACKOFF_SECONDS": "0",
         "ROI_TF_ENVIRONMENTS_DIR": str(environments_dir),
     }
 
@@ -130,6 +177,37 @@ def calls(fake: dict[str, str], outdir: Path) -> list[str]:
     return [line.replace(f"-chdir={outdir}/stacks/", "@") for line in lines if not line.startswith("version")]
 
 
+STS = "aws sts get-caller-identity --query Account --output text"
+
+
+def planned(env_name: str, *targets: str) -> list[str]:
+    """init, a plan with -detailed-exitcode into tfplan, and its summary."""
+    target = "".join(f" -target={t}" for t in targets)
+    return [
+        f"@{env_name} init -input=false",
+        f"@{env_name} plan -input=false -detailed-exitcode -out=tfplan{target}",
+        f"@{env_name} show -json tfplan",
+    ]
+
+
+def validated(env_name: str, region: str, *urls: str) -> list[str]:
+    """What deploy.sh runs after an apply to validate it (the fake outputs name the cluster and services)."""
+    prefix = f"roi-systems-{env_name}"
+    return [
+        f"@{env_name} output -json",
+        *(f"curl -fsS -o /dev/null --max-time 10 {url}" for url in urls),
+        f"aws ecs wait services-stable --region {region} --cluster roi-systems-ENV-cluster --services "
+        "roi-systems-ENV-api roi-systems-ENV-ml",
+        f"aws cloudwatch describe-alarms --region {region} --alarm-name-prefix {prefix}- --state-value ALARM "
+        "--query MetricAlarms[].AlarmName --output text",
+        f"aws rds describe-db-instances --region {region} --db-instance-identifier {prefix}-postgres "
+        "--query DBInstances[0].DBInstanceStatus --output text",
+    ]
+
+
+DEV_URLS = ("https://app.example.com/", "http://api-lb-123.us-east-1.elb.amazonaws.com/health")
+
+
 @pytest.mark.parametrize(
     ("env_name", "flags", "state_apply"),
     [
@@ -167,9 +245,15 @@ def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "synthesizing dev into" in done.stderr
     assert calls(fake, outdir) == [
-        "@dev init -input=false",
-        "@dev plan -input=false -out=tfplan",
+        STS,
+        *planned("dev"),
         "@dev apply -input=false tfplan",
+        *validated("dev", "us-east-1", *DEV_URLS),
+    ]
+    assert "plan: 0 to add, 1 to change, 0 to destroy, 0 to replace" in done.stderr
+    assert done.stderr.strip().splitlines()[-2:] == [
+        "==> dev validated: web app answering, services stable, database available, no alarm in ALARM",
+        "==> dev deployed",
     ]
 
 
@@ -187,7 +271,123 @@ def test_unchanged_stacks_are_not_synthesized_again_and_an_edited_stack_is(fake,
     third = run("deploy.sh", "dev", "--plan-only", env=env)
     assert third.returncode == 0, third.stderr
     assert "synthesizing dev into" in third.stderr and '"us-east-2"' not in stack.read_text()
-    assert [c for c in calls(fake, shared_outdir) if " plan " in c] == ["@dev plan -input=false -out=tfplan"] * 3
+    assert [c for c in calls(fake, shared_outdir) if " plan " in c] == [planned("dev")[1]] * 3
+
+
+def deploy(fake: dict[str, str], outdir: Path, env_name: str, *args: str, **answers: str):
+    """deploy.sh ENV ARGS with the fakes answering as ``answers`` say (FAKE_* variables), the account ENV's."""
+    env = {**fake, "CDKTF_OUTDIR": str(outdir), "FAKE_AWS_ACCOUNT": ACCOUNTS.get(env_name, "999999999999"), **answers}
+    return run("deploy.sh", env_name, *args, env=env)
+
+
+PROD_SNAPSHOT = re.compile(
+    r"^aws rds create-db-snapshot --region us-east-1 --db-instance-identifier roi-systems-prod-postgres "
+    r"--db-snapshot-identifier (roi-systems-prod-postgres-pre-deploy-\d{8}-\d{6}) --output text "
+    r"--query DBSnapshot.Status$"
+)
+
+
+def test_prod_in_ci_snapshots_the_database_applies_the_plan_and_validates(fake, shared_outdir: Path) -> None:
+    """The whole prod path, in order: plan and summary, the snapshot taken and waited for before the apply, the
+    saved plan applied, then the validation (prod's load balancer admits only CloudFront: the web app through
+    CloudFront, the API through its services' health)."""
+    done = deploy(fake, shared_outdir, "prod", "--auto-approve", CI="true")
+    assert done.returncode == 0, done.stderr
+    found = calls(fake, shared_outdir)
+    describe = ("aws rds describe-db-instances --region us-east-1 --db-instance-identifier roi-systems-prod-postgres "
+                "--query DBInstances[0].DBInstanceStatus --output text")  # fmt: skip
+    snapshot = PROD_SNAPSHOT.match(found[5])
+    assert snapshot, found[5]
+    assert found == [
+        STS,
+        *planned("prod"),
+        describe,
+        found[5],
+        f"aws rds wait db-snapshot-available --region us-east-1 --db-snapshot-identifier {snapshot[1]}",
+        "@prod apply -input=false tfplan",
+        *validated("prod", "us-east-1", "https://app.example.com/"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env_name", "args", "answers", "expected", "message"),
+    [
+        pytest.param("dev", ("--auto-approve",), {"FAKE_TF_PLAN_EXIT": "0"}, [STS, *planned("dev")[:2]],
+                     "==> dev: no changes; nothing to apply", id="no-changes"),
+        pytest.param("dev", ("--auto-approve",), {"FAKE_TF_PLAN_EXIT": "1"}, [STS, *planned("dev")[:2]],
+                     "error: terraform plan failed for dev (exit 1): nothing was applied", id="failed-plan"),
+        pytest.param("prod", ("--auto-approve",), {}, [],
+                     "error: refusing --auto-approve for prod outside CI (CI=true): type the confirmation instead",
+                     id="prod-auto-approve-outside-ci"),
+        pytest.param("staging", ("--auto-approve",), {"FAKE_AWS_ACCOUNT": "333333333333"}, [STS],
+                     "error: the credentials are for account 333333333333, not one of staging's allowed_account_ids "
+                     "(111111111111)", id="wrong-account"),
+        pytest.param("prod", ("--auto-approve",), {"CI": "true", "FAKE_SNAPSHOT_FAILS": "1"}, None,
+                     "error: the snapshot of roi-systems-prod-postgres could not be started: nothing was applied",
+                     id="snapshot-failure"),
+        pytest.param("dev", ("--auto-approve",), {"FAKE_CURL_FAILS": "99"}, None,
+                     "error: dev was applied but does not validate (see above)", id="failed-health-check"),
+        pytest.param("dev", ("--auto-approve",), {"FAKE_ALARMS_IN_ALARM": "roi-systems-dev-critical-api-error-rate"},
+                     None, "error: dev was applied but does not validate (see above)", id="alarm-in-alarm"),
+    ],
+)  # fmt: skip
+def test_each_refusal_stops_where_it_must(
+    fake, shared_outdir: Path, env_name: str, args: tuple[str, ...], answers: dict[str, str],
+    expected: list[str] | None, message: str,
+) -> None:  # fmt: skip
+    done = deploy(fake, shared_outdir, env_name, *args, **answers)
+    assert done.returncode == (0 if "no changes" in message else 1), done.stderr
+    assert done.stderr.strip().splitlines()[-1] == message
+    found = calls(fake, shared_outdir)
+    if expected is not None:
+        assert found == expected
+    applied = [c for c in found if c.endswith(" apply -input=false tfplan")]
+    # A failed snapshot applies nothing; a failed validation comes after the apply and says so.
+    assert bool(applied) is ("validate" in message), found
+    if "FAKE_CURL_FAILS" in answers:
+        assert sum(c.startswith("curl ") for c in found) == 2 * 5  # each URL retried with backoff, then loud
+        assert "https://app.example.com/ does not answer" in done.stderr
+    if "FAKE_ALARMS_IN_ALARM" in answers:
+        assert "in ALARM: roi-systems-dev-critical-api-error-rate" in done.stderr
+
+
+def test_a_slow_health_endpoint_is_retried_until_it_answers(fake, shared_outdir: Path) -> None:
+    done = deploy(fake, shared_outdir, "dev", "--auto-approve", FAKE_CURL_FAILS="2")
+    assert done.returncode == 0, done.stderr
+    curls = [c for c in calls(fake, shared_outdir) if c.startswith("curl ")]
+    assert curls == [f"curl -fsS -o /dev/null --max-time 10 {DEV_URLS[0]}"] * 3 + [
+        f"curl -fsS -o /dev/null --max-time 10 {DEV_URLS[1]}"
+    ]
+
+
+def test_the_first_prod_deployment_has_no_database_to_snapshot(fake, shared_outdir: Path) -> None:
+    done = deploy(
+        fake, shared_outdir, "prod", "--auto-approve", "--skip-validation", CI="true", FAKE_DB_STATUS="missing"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "roi-systems-prod-postgres does not exist yet (first deployment): no snapshot to take" in done.stderr
+    found = calls(fake, shared_outdir)
+    assert not [c for c in found if "snapshot" in c] and found[-1] == "@prod apply -input=false tfplan"
+
+
+def test_the_plan_summary_names_data_at_risk_loudly(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    plan = {"resource_changes": [
+        {"address": "aws_db_instance.db", "type": "aws_db_instance", "mode": "managed",
+         "change": {"actions": ["delete", "create"]}},
+        {"address": "aws_s3_bucket.docs", "type": "aws_s3_bucket", "mode": "managed",
+         "change": {"actions": ["delete"]}},
+        {"address": "aws_lb.api", "type": "aws_lb", "mode": "managed", "change": {"actions": ["create", "delete"]}},
+        {"address": "aws_sqs_queue.q", "type": "aws_sqs_queue", "mode": "managed", "change": {"actions": ["create"]}},
+    ]}  # fmt: skip
+    (tmp_path / "risky.json").write_text(json.dumps(plan))
+    done = deploy(fake, shared_outdir, "dev", "--plan-only", FAKE_TF_PLAN_JSON=str(tmp_path / "risky.json"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    start = lines.index("plan: 1 to add, 0 to change, 1 to destroy, 2 to replace")
+    assert lines[start + 1 : start + 3] == [
+        "!!! REPLACES aws_db_instance.db: the database (replicas: the copies failover relies on)",
+        "!!! DESTROYS aws_s3_bucket.docs: the objects and all their versions",
+    ]
 
 
 def test_deploy_registries_only_plans_exactly_the_artifact_stores(fake, shared_outdir: Path) -> None:
@@ -200,11 +400,7 @@ def test_deploy_registries_only_plans_exactly_the_artifact_stores(fake, shared_o
     assert done.returncode == 0, done.stderr
     targets = artifact_targets(json.loads((shared_outdir / "stacks" / "dev" / "cdk.tf.json").read_text()))
     assert len(targets) > 4
-    assert calls(fake, shared_outdir) == [
-        "@dev init -input=false",
-        "@dev plan -input=false -out=tfplan " + " ".join(f"-target={t}" for t in targets),
-        "@dev apply -input=false tfplan",
-    ]
+    assert calls(fake, shared_outdir) == [STS, *planned("dev", *targets), "@dev apply -input=false tfplan"]
     assert "push the images" in done.stderr and "deployed" not in done.stderr
 
 
@@ -260,10 +456,7 @@ def test_deploy_without_a_terminal_or_approval_applies_nothing(fake, shared_outd
     assert (
         done.stderr.splitlines()[-1] == f"error: refusing to apply {env_name} without a terminal: pass --auto-approve"
     )
-    assert calls(fake, shared_outdir) == [
-        f"@{env_name} init -input=false",
-        f"@{env_name} plan -input=false -out=tfplan",
-    ]
+    assert calls(fake, shared_outdir) == [STS, *planned(env_name)]
 
 
 @pytest.mark.parametrize("script", ["deploy.sh", "destroy.sh"])
@@ -312,7 +505,8 @@ def test_destroy_prod_is_never_unattended(fake, shared_outdir: Path) -> None:
 def test_staging_and_prod_are_refused_without_allowed_account_ids(fake, tmp_path, script: str, env_name: str) -> None:
     """Guards against applying production to whatever account the shell's credentials happen to point at."""
     repository_config = {**fake, "ROI_TF_ENVIRONMENTS_DIR": str(REPO / "environments")}
-    done = run(script, env_name, "--auto-approve", env={**repository_config, "CDKTF_OUTDIR": str(tmp_path / "out")})
+    env = {**repository_config, "CDKTF_OUTDIR": str(tmp_path / "out"), "CI": "true"}
+    done = run(script, env_name, "--auto-approve", env=env)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == (
         f'error: {env_name} has no allowed_account_ids: add "allowed_account_ids": ["<12-digit account id>"] to '
@@ -536,7 +730,7 @@ def test_confirm_accepts_only_the_environment_name(env_name: str, action: str, a
         pytest.param(
             ("deploy.sh", "prod"),
             "dev",
-            ["@prod init -input=false", "@prod plan -input=false -out=tfplan"],
+            [STS, *planned("prod")],
             id="deploy-prod-answered-dev",
         ),
         pytest.param(
@@ -558,7 +752,7 @@ def test_typed_confirmation_at_a_terminal(
     action = "apply" if script == "deploy.sh" else "destroy"
     prompt = f"Type '{env_name}' to {action} the {env_name} environment: "
     argv = ["bash", str(REPO / "scripts" / script), *args[1:]]
-    env = script_env({**fake, "CDKTF_OUTDIR": str(shared_outdir)})
+    env = script_env({**fake, "CDKTF_OUTDIR": str(shared_outdir), "FAKE_AWS_ACCOUNT": ACCOUNTS.get(env_name, "")})
 
     returncode, shown, answered = run_in_terminal(argv, answer, prompt, env)
 

@@ -3,6 +3,10 @@
 python -m roi_tf.tools.stackinfo allowed-account-ids environments prod   # from the validated configuration
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
+python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance's identifier
+python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
+terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
+terraform output -json | python -m roi_tf.tools.stackinfo validation environments prod   # what deploy.sh checks
 """
 
 from __future__ import annotations
@@ -66,6 +70,60 @@ def artifact_targets(stack: Mapping[str, Any]) -> list[str]:
     return sorted(addresses)
 
 
+def primary_database(stack: Mapping[str, Any]) -> str | None:
+    """The identifier of the environment's primary RDS instance (not a replica), if the stack has one."""
+    primaries = [
+        body["identifier"]
+        for body in stack.get("resource", {}).get("aws_db_instance", {}).values()
+        if "replicate_source_db" not in body
+    ]
+    if len(primaries) > 1:
+        raise ValueError(f"more than one primary database: {primaries}")
+    return primaries[0] if primaries else None
+
+
+def plan_summary(plan: Mapping[str, Any]) -> list[str]:
+    """What a saved plan (``terraform show -json``) does: one count line, then a line per data-holding resource it
+    would replace or destroy (what it holds named), so a reviewer at 2 a.m. cannot miss it."""
+    counts = {"create": 0, "update": 0, "delete": 0, "replace": 0}
+    at_risk = []
+    for change in plan.get("resource_changes", []):
+        actions = change["change"]["actions"]
+        if sorted(actions) == ["create", "delete"]:
+            counts["replace"] += 1
+            verb = "REPLACES"
+        elif actions in (["create"], ["update"], ["delete"]):
+            counts[actions[0]] += 1
+            verb = "DESTROYS" if actions == ["delete"] else ""
+        else:
+            continue  # no-op, read
+        if verb and change.get("mode", "managed") == "managed" and change["type"] in DATA_HOLDING:
+            at_risk.append(f"!!! {verb} {change['address']}: {DATA_HOLDING[change['type']]}")
+    summary = (
+        f"plan: {counts['create']} to add, {counts['update']} to change, {counts['delete']} to destroy, "
+        f"{counts['replace']} to replace"
+    )
+    return [summary, *at_risk]
+
+
+def validation_checks(outputs: Mapping[str, Any], config: Any) -> list[tuple[str, str]]:
+    """(check, argument) pairs deploy.sh runs after an apply, from the stack's outputs (``terraform output -json``)
+    and the environment's config: the web app through CloudFront, the API at its load balancer where the internet
+    may reach it (staging and prod admit only CloudFront there: their API health shows in the ECS services, which
+    are stable only once their targets pass the load balancer's health checks), the services, the database, the
+    alarms."""
+    value = {name: output["value"] for name, output in outputs.items()}
+    lb = config.compute.load_balancer
+    checks = [("url", f"{value['cdn_url']}/")]
+    if lb.ingress == "internet":
+        host = lb.domain_name or value["api_load_balancer_dns_name"]
+        scheme = "http" if lb.plain_http else "https"
+        checks.append(("url", f"{scheme}://{host}{config.compute.api.health_check_path}"))
+    checks.append(("services", f"{value['ecs_cluster_name']} {value['api_service_name']} {value['ml_service_name']}"))
+    checks.append(("alarms", f"roi-systems-{config.name}-"))
+    return checks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["allowed-account-ids"] and len(args) == 3:
@@ -80,6 +138,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["protected"] and len(args) == 2:
         for address, loss in protected_resources(json.loads(Path(args[1]).read_text())):
             print(f"{address}  ({loss})")
+        return 0
+    if args[:1] == ["validation"] and len(args) == 3:
+        (config,) = load_environments([args[2]], Path(args[1])).values()
+        for check, argument in validation_checks(json.load(sys.stdin), config):
+            print(f"{check} {argument}")
+        return 0
+    if args[:1] == ["region"] and len(args) == 2:
+        (default,) = [p for p in json.loads(Path(args[1]).read_text())["provider"]["aws"] if "alias" not in p]
+        print(default["region"])
+        return 0
+    if args[:1] == ["database"] and len(args) == 2:
+        print(primary_database(json.loads(Path(args[1]).read_text())) or "")
+        return 0
+    if args[:1] == ["plan-summary"] and len(args) == 1:
+        for line in plan_summary(json.load(sys.stdin)):
+            print(line)
         return 0
     if args[:1] == ["artifact-targets"] and len(args) == 2:
         for address in artifact_targets(json.loads(Path(args[1]).read_text())):
