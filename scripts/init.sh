@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Usage: scripts/init.sh <env> [--auto-approve]
-# Bootstraps <env>'s remote state (stack state-<env>: S3 bucket, DynamoDB lock table, KMS key; on local
-# state in bootstrap-state/) and then initializes <env> against it. Safe to re-run: both steps are idempotent.
+# Bootstraps <env>'s remote state (stack state-<env>: S3 bucket, DynamoDB lock table, KMS key) and initializes <env>
+# against it. The first time, state-<env> is applied on a local state file (its bucket does not exist yet), which is
+# then moved into that bucket (state-<env>/terraform.tfstate), so nothing lives only on one laptop. Re-runs find the
+# bucket, use the state there, and change nothing that is already as configured. Needs the aws CLI.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 auto_approve=()
@@ -21,11 +23,33 @@ require_env "$env_name"
 require_terraform
 require_allowed_accounts "$env_name"
 synth "$env_name"
+require_aws "$env_name"
 
-mkdir -p "$ROOT/bootstrap-state"
-info "state-$env_name: creating the state bucket, lock table and key (local state in bootstrap-state/)"
-tf "state-$env_name" init -input=false
-tf "state-$env_name" apply -input=false "${auto_approve[@]}"
+state="state-$env_name"
+bucket="$(stackinfo state-bucket "$OUTDIR/stacks/$state/cdk.tf.json")"
+region="$(stackinfo region "$OUTDIR/stacks/$state/cdk.tf.json")"
+local_state="$ROOT/bootstrap-state/$state.tfstate"
+if "$AWS" s3api head-bucket --region "$region" --bucket "$bucket" >/dev/null 2>&1; then
+  info "$state: s3://$bucket exists; its own state is there ($state/terraform.tfstate)"
+  # -migrate-state moves a state left on this machine by an earlier bootstrap into the bucket (none: a no-op).
+  tf "$state" init -input=false -migrate-state -force-copy
+  tf "$state" apply -input=false "${auto_approve[@]}"
+else
+  info "$state: first bootstrap: the bucket, lock table and key, on local state ($local_state)"
+  mkdir -p "$(dirname "$local_state")"
+  # An override file points this one run at the local file: Terraform reads *_override.tf.json after the config.
+  override="$OUTDIR/stacks/$state/backend_override.tf.json"
+  printf '{"terraform": {"backend": {"local": {"path": "%s"}}}}\n' "$local_state" >"$override"
+  tf "$state" init -input=false -reconfigure
+  tf "$state" apply -input=false "${auto_approve[@]}"
+  rm -f "$override"
+  info "$state: moving its state into s3://$bucket/$state/terraform.tfstate"
+  tf "$state" init -input=false -migrate-state -force-copy
+  if [[ -f "$local_state" ]]; then
+    mv "$local_state" "$local_state.migrated"
+    info "$state: the local copy is kept as $local_state.migrated (no longer used)"
+  fi
+fi
 
 info "$env_name: initializing against its S3 backend"
 tf "$env_name" init -input=false

@@ -20,6 +20,8 @@ from conftest import DUMMY_SECRETS, REPO
 
 FAKE_TERRAFORM = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_TF_LOG"
+override="${1#-chdir=}/backend_override.tf.json"
+if [[ -f "$override" ]]; then echo "  with $(cat "$override")" >> "$FAKE_TF_LOG"; fi
 if [[ "$1" == "version" ]]; then echo '{"terraform_version": "'"${FAKE_TF_VERSION:-1.11.4}"'"}'; fi
 args=" $* "
 # A plan answers with -detailed-exitcode's convention: 0 no changes, 1 error, 2 changes (the default here).
@@ -34,6 +36,7 @@ FAKE_AWS = """#!/usr/bin/env bash
 echo "aws $*" >> "$FAKE_TF_LOG"
 case "$1 $2" in
   "sts get-caller-identity") echo "${FAKE_AWS_ACCOUNT:-111111111111}" ;;
+  "s3api head-bucket") [[ "${FAKE_STATE_BUCKET:-exists}" == exists ]] || exit 254 ;;
   "rds describe-db-instances")
     if [[ "${FAKE_DB_STATUS:-available}" == missing ]]; then
       echo "An error occurred (DBInstanceNotFound) when calling the DescribeDBInstances operation" >&2; exit 254
@@ -216,19 +219,46 @@ DEV_URLS = ("https://app.example.com/", "http://api-lb-123.us-east-1.elb.amazona
         ("dev", (), "apply -input=false"),
     ],
 )
-def test_init_bootstraps_state_then_initializes_the_environment(
+def test_init_bootstraps_state_on_a_local_file_then_moves_it_into_its_bucket(
     fake, shared_outdir: Path, env_name: str, flags: tuple[str, ...], state_apply: str
 ) -> None:
-    """Guards the order (state backend first) and init.sh's --auto-approve: passed to the state apply only when
-    given (a script that always passes -auto-approve creates the backend unreviewed)."""
-    done = run("init.sh", env_name, *flags, env={**fake, "CDKTF_OUTDIR": str(shared_outdir)})
+    """Guards the order (state backend first), the migration (nothing left only on this laptop: the local file is
+    used for the one apply that creates the bucket, then moved into it) and init.sh's --auto-approve: passed to the
+    state apply only when given (a script that always passes -auto-approve creates the backend unreviewed)."""
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir), "FAKE_STATE_BUCKET": "missing",
+           "FAKE_AWS_ACCOUNT": ACCOUNTS.get(env_name, "")}  # fmt: skip
+    done = run("init.sh", env_name, *flags, env=env)
     assert done.returncode == 0, done.stderr
+    local = (
+        f'{{"terraform": {{"backend": {{"local": {{"path": "{REPO}/bootstrap-state/state-{env_name}.tfstate"}}}}}}}}'
+    )
+    bucket = f"roi-systems-terraform-state-{env_name}"
     assert calls(fake, shared_outdir) == [
-        f"@state-{env_name} init -input=false",
+        STS,
+        f"aws s3api head-bucket --region us-east-1 --bucket {bucket}",
+        f"@state-{env_name} init -input=false -reconfigure",
+        f"  with {local}",
         f"@state-{env_name} {state_apply}",
+        f"  with {local}",
+        f"@state-{env_name} init -input=false -migrate-state -force-copy",
         f"@{env_name} init -input=false",
     ]
-    assert (shared_outdir / "stacks" / env_name / "cdk.tf.json").is_file()
+    assert not (shared_outdir / "stacks" / f"state-{env_name}" / "backend_override.tf.json").exists()
+    assert f"moving its state into s3://{bucket}/state-{env_name}/terraform.tfstate" in done.stderr
+
+
+def test_init_again_uses_the_state_in_the_bucket(fake, shared_outdir: Path) -> None:
+    """A re-run (or another operator's first run on a fresh clone): the bucket exists, so the state stack starts
+    from the state stored there, never from an empty local one that would try to create the bucket again."""
+    done = run("init.sh", "dev", "--auto-approve", env={**fake, "CDKTF_OUTDIR": str(shared_outdir)})
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == [
+        STS,
+        "aws s3api head-bucket --region us-east-1 --bucket roi-systems-terraform-state-dev",
+        "@state-dev init -input=false -migrate-state -force-copy",
+        "@state-dev apply -input=false -auto-approve",
+        "@dev init -input=false",
+    ]
 
 
 def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, tmp_path: Path) -> None:

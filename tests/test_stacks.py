@@ -114,10 +114,14 @@ def test_backend_names_exactly_what_the_state_stack_creates(stack: Stack, state_
     state_stack.one("aws_kms_alias", name=backend["kms_key_id"])
 
 
-def test_state_stack_uses_local_state_outside_cdktf_out(state_stack: Stack, env: str) -> None:
+def test_state_stack_keeps_its_own_state_in_the_bucket_it_creates(stack: Stack, state_stack: Stack, env: str) -> None:
+    """Nothing lives only on one laptop: after the first bootstrap (local state, scripts/init.sh), the state stack's
+    state is in its own bucket, beside the environment's, under its own key, locked and encrypted the same way."""
     backend = state_stack.json["terraform"]["backend"]
-    assert list(backend) == ["local"]
-    assert backend["local"]["path"] == f"../../../bootstrap-state/state-{env}.tfstate"
+    assert list(backend) == ["s3"]
+    environment = stack.json["terraform"]["backend"]["s3"]
+    assert backend["s3"] == {**environment, "key": f"state-{env}/terraform.tfstate"}
+    assert backend["s3"]["key"] != environment["key"]
 
 
 def _bucket_ref(state_stack: Stack, attribute: str = "id") -> str:

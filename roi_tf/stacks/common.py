@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from cdktf import S3Backend
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
 from roi_tf.config import EnvironmentConfig
+from roi_tf.naming import kms_alias
 
 # CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
 GLOBAL_REGION = "us-east-1"
@@ -19,6 +21,30 @@ def state_key(env: str) -> str:
 
 def state_stack_name(env: str) -> str:
     return f"state-{env}"
+
+
+def bootstrap_state_key(env: str) -> str:
+    """Where ``state-<env>`` keeps its own state once it is bootstrapped: in the bucket it created."""
+    return f"{state_stack_name(env)}/terraform.tfstate"
+
+
+def remote_state(scope: Construct, config: EnvironmentConfig, key: str) -> S3Backend:
+    """The environment's S3 backend: its state bucket and lock table, encrypted with its state key."""
+    env = config.name
+    backend = S3Backend(
+        scope,
+        bucket=config.state.bucket,
+        key=key,
+        region=config.region,
+        dynamodb_table=config.state.lock_table,
+        encrypt=True,
+        # Without a key id the backend asks S3 for AES256, bypassing the bucket's KMS default.
+        kms_key_id=kms_alias(env, "tfstate"),
+    )
+    if config.state.use_lockfile:
+        # S3-native locking (Terraform >= 1.10); the cdktf 0.21 backend class predates it.
+        backend.add_override("use_lockfile", True)
+    return backend
 
 
 def aws_provider(scope: Construct, config: EnvironmentConfig, region: str, alias: str | None = None) -> AwsProvider:

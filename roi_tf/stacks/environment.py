@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import Fn, S3Backend, TerraformProvider, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
+from cdktf import Fn, TerraformProvider, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
 from roi_tf.config import DISPOSABLE_ENVIRONMENTS, PROJECT, EnvironmentConfig, NetworkingConfig
@@ -35,7 +35,6 @@ from roi_tf.modules.security import (
 )
 from roi_tf.modules.storage import ASSETS, Storage
 from roi_tf.naming import (
-    kms_alias,
     log_group_prefix,
     prefix,
     resource_name,
@@ -43,7 +42,7 @@ from roi_tf.naming import (
     waf_log_group_name,
     waf_log_group_prefix,
 )
-from roi_tf.stacks.common import GLOBAL_REGION, aws_provider, identity, state_key
+from roi_tf.stacks.common import GLOBAL_REGION, aws_provider, identity, remote_state, state_key
 
 # RDS master passwords: 16-128 printable ASCII characters except / ' " @ and space (RE2 syntax, for Terraform).
 DB_PASSWORD_PATTERN = "^[!#-&(-.0-?A-~]{16,128}$"  # noqa: S105 (a validation pattern, not a password)
@@ -128,20 +127,7 @@ class EnvironmentStack(TerraformStack):
     # --- the stack's own parts -------------------------------------------------------------------
 
     def _backend(self) -> None:
-        config, env = self.config, self.config.name
-        backend = S3Backend(
-            self,
-            bucket=config.state.bucket,
-            key=state_key(env),
-            region=config.region,
-            dynamodb_table=config.state.lock_table,
-            encrypt=True,
-            # Without a key id the backend asks S3 for AES256, bypassing the bucket's KMS default.
-            kms_key_id=kms_alias(env, "tfstate"),
-        )
-        if config.state.use_lockfile:
-            # S3-native locking (Terraform >= 1.10); the cdktf 0.21 backend class predates it.
-            backend.add_override("use_lockfile", True)
+        remote_state(self, self.config, state_key(self.config.name))
 
     def _secret_variable(self, name: str, spec: SecretVariable) -> TerraformVariable:
         variable = TerraformVariable(

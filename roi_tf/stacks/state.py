@@ -1,8 +1,12 @@
-"""``state-<env>``: on local state, the bucket, lock table and key that ``<env>``'s S3 backend names."""
+"""``state-<env>``: the bucket, lock table and key that ``<env>``'s S3 backend names; its own state lives there too.
+
+The first ``scripts/init.sh <env>`` applies it on a local state file (the bucket does not exist yet) and then moves
+that state into the bucket, under ``state-<env>/terraform.tfstate``, so nothing lives only on one laptop.
+"""
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, TerraformOutput, TerraformStack
+from cdktf import TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
@@ -22,7 +26,7 @@ from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 from roi_tf.modules.protection import protect_data
 from roi_tf.modules.security import KmsKey, KmsKeyProps
 from roi_tf.naming import kms_alias
-from roi_tf.stacks.common import aws_provider, identity, state_stack_name
+from roi_tf.stacks.common import aws_provider, bootstrap_state_key, identity, remote_state, state_stack_name
 
 # Noncurrent state versions are how a broken state is rolled back: keep them for a year.
 STATE_NONCURRENT_VERSION_DAYS = 365
@@ -37,8 +41,8 @@ class StateBackendStack(TerraformStack):
         env, state = config.name, config.state
         # The state of every environment, and its history, is never destroyed by Terraform (dev's included).
         protect_data(self)
-        # Kept outside cdktf.out/ (which every synth replaces), in the repository's bootstrap-state/.
-        LocalBackend(self, path=f"../../../bootstrap-state/{state_stack_name(env)}.tfstate")
+        # In the bucket this stack creates (scripts/init.sh bootstraps on local state, then migrates it there).
+        remote_state(self, config, bootstrap_state_key(env))
         aws_provider(self, config, config.region)
 
         account_id, partition = identity(self)

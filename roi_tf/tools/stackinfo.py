@@ -5,6 +5,7 @@ python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance's identifier
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
+python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
 terraform output -json | python -m roi_tf.tools.stackinfo validation environments prod   # what deploy.sh checks
 """
@@ -143,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (config,) = load_environments([args[2]], Path(args[1])).values()
         for check, argument in validation_checks(json.load(sys.stdin), config):
             print(f"{check} {argument}")
+        return 0
+    if args[:1] == ["state-bucket"] and len(args) == 2:
+        print(json.loads(Path(args[1]).read_text())["terraform"]["backend"]["s3"]["bucket"])
         return 0
     if args[:1] == ["region"] and len(args) == 2:
         (default,) = [p for p in json.loads(Path(args[1]).read_text())["provider"]["aws"] if "alias" not in p]
