@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/destroy.sh <env> [--auto-approve] [--allow-production]
-# Destroys <env>'s resources (never its state-<env> backend, which is prevent_destroy). prod is refused
-# unless --allow-production is given, and prod always asks the operator to type its name.
+# Destroys <env>'s resources (never its state-<env> backend, which is prevent_destroy): plans the destroy, prints
+# what it removes (every resource that holds data named), then asks. Where protection is on it lists what Terraform
+# would refuse and stops. prod is refused unless --allow-production is given, and always asks for its name.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,5s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 auto_approve=false
@@ -40,6 +41,9 @@ if [[ -n "$protected" ]]; then
 fi
 
 tf "$env_name" init -input=false
+# The destroy is planned first and summarized (every resource that holds data named), then exactly that plan runs.
+tf "$env_name" plan -destroy -input=false -out=destroy.tfplan
+tf "$env_name" show -json destroy.tfplan | stackinfo plan-summary >&2 || die "could not summarize the destroy plan"
 $auto_approve || confirm "$env_name" destroy
-tf "$env_name" destroy -input=false -auto-approve
+tf "$env_name" apply -input=false destroy.tfplan
 info "$env_name destroyed (its state bucket and lock table remain)"

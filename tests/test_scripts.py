@@ -20,6 +20,7 @@ from conftest import DUMMY_SECRETS, REPO
 
 FAKE_TERRAFORM = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_TF_LOG"
+if [[ "$*" == *" show -json destroy.tfplan"* ]]; then cat "${FAKE_TF_DESTROY_JSON:?}"; exit 0; fi
 override="${1#-chdir=}/backend_override.tf.json"
 if [[ -f "$override" ]]; then echo "  with $(cat "$override")" >> "$FAKE_TF_LOG"; fi
 if [[ "$1" == "version" ]]; then echo '{"terraform_version": "'"${FAKE_TF_VERSION:-1.11.4}"'"}'; fi
@@ -138,6 +139,7 @@ def fake(tmp_path: Path, environments_dir: Path) -> dict[str, str]:
         "FAKE_TF_LOG": str(tmp_path / "terraform.log"),
         "FAKE_TF_PLAN_JSON": str(tmp_path / "plan.json"),
         "FAKE_TF_OUTPUTS": str(tmp_path / "outputs.json"),
+        "FAKE_TF_DESTROY_JSON": str(tmp_path / "plan.json"),
         "FAKE_CURL_COUNT": str(tmp_path / "curl.count"),
         "VALIDATION_BACKOFF_SECONDS": "0",
         "ROI_TF_ENVIRONMENTS_DIR": str(environments_dir),
@@ -566,10 +568,32 @@ def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, tmp_path
     assert calls(fake, outdir) == []
 
 
-def test_destroy_dev_destroys_only_the_environment_stack(fake, shared_outdir: Path) -> None:
-    done = run("destroy.sh", "dev", "--auto-approve", env={**fake, "CDKTF_OUTDIR": str(shared_outdir)})
+def destroyed(env_name: str) -> list[str]:
+    """init, the destroy planned into destroy.tfplan and summarized, then exactly that plan applied."""
+    return [
+        f"@{env_name} init -input=false",
+        f"@{env_name} plan -destroy -input=false -out=destroy.tfplan",
+        f"@{env_name} show -json destroy.tfplan",
+        f"@{env_name} apply -input=false destroy.tfplan",
+    ]
+
+
+def test_destroy_dev_plans_shows_what_goes_and_destroys_only_the_environment_stack(
+    fake, shared_outdir: Path, tmp_path: Path
+) -> None:
+    plan = {"resource_changes": [
+        {"address": "aws_db_instance.db", "type": "aws_db_instance", "mode": "managed",
+         "change": {"actions": ["delete"]}},
+        {"address": "aws_lb.api", "type": "aws_lb", "mode": "managed", "change": {"actions": ["delete"]}},
+    ]}  # fmt: skip
+    (tmp_path / "destroy.json").write_text(json.dumps(plan))
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir), "FAKE_TF_DESTROY_JSON": str(tmp_path / "destroy.json")}
+    done = run("destroy.sh", "dev", "--auto-approve", env=env)
     assert done.returncode == 0, done.stderr
-    assert calls(fake, shared_outdir) == ["@dev init -input=false", "@dev destroy -input=false -auto-approve"]
+    assert calls(fake, shared_outdir) == destroyed("dev")
+    lines = done.stderr.splitlines()
+    start = lines.index("plan: 0 to add, 0 to change, 2 to destroy, 0 to replace")
+    assert lines[start + 1] == "!!! DESTROYS aws_db_instance.db: the database (replicas: the copies failover relies on)"
 
 
 def test_tf_refuses_a_stack_that_was_not_synthesized(fake, tmp_path: Path) -> None:
@@ -766,7 +790,7 @@ def test_confirm_accepts_only_the_environment_name(env_name: str, action: str, a
         pytest.param(
             ("destroy.sh", "staging"),
             "staging",
-            ["@staging init -input=false", "@staging destroy -input=false -auto-approve"],
+            destroyed("staging"),
             id="destroy-staging-answered-staging",
         ),
     ],
