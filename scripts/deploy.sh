@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/deploy.sh <env> [--plan-only] [--auto-approve] [--registries-only] [--skip-snapshot] [--skip-validation]
+# Usage: scripts/deploy.sh <env> [--plan-only] [--auto-approve] [--registries-only] [--skip-snapshot] [--skip-validation] [--dry-run]
 # Synthesizes, plans into cdktf.out/stacks/<env>/tfplan and prints what the plan does (a replaced or destroyed
 # resource that holds data is named loudly); stops there when nothing changes. Otherwise applies exactly that plan
 # after the operator types the environment name (--auto-approve instead; in prod only with CI=true). In prod, a
@@ -8,10 +8,11 @@
 # Needs TF_VAR_db_password, TF_VAR_jwt_secret and the deployment inputs (TF_VAR_api_image_tag, TF_VAR_ml_image_tag,
 # TF_VAR_event_processor_code) in the environment; prod also TF_VAR_pagerduty_integration_url; the aws CLI.
 # --registries-only (first deployment): only the ECR repositories and the artifacts bucket, so CI can push.
+# --dry-run: synthesize, then print every terraform, aws and curl command of a deployment with changes instead.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 plan_only=false
@@ -26,6 +27,7 @@ for arg in "$@"; do
     --registries-only) registries_only=true ;;
     --skip-snapshot) skip_snapshot=true ;;
     --skip-validation) skip_validation=true ;;
+    --dry-run) DRY_RUN=true ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown option '$arg'" ;;
     *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
@@ -53,26 +55,32 @@ fi
 tf "$env_name" init -input=false
 plan_status=0
 tf "$env_name" plan -input=false -detailed-exitcode -out=tfplan "${targets[@]}" || plan_status=$?
+$DRY_RUN && plan_status=2 # printed, not run: show what a plan with changes leads to
 case "$plan_status" in
   0) info "$env_name: no changes; nothing to apply"; exit 0 ;;
   2) ;;
   *) die "terraform plan failed for $env_name (exit $plan_status): nothing was applied" ;;
 esac
-tf "$env_name" show -json tfplan | stackinfo plan-summary >&2 || die "could not summarize the plan of $env_name"
+if $DRY_RUN; then
+  tf "$env_name" show -json tfplan
+else
+  tf "$env_name" show -json tfplan | stackinfo plan-summary >&2 || die "could not summarize the plan of $env_name"
+fi
 if $plan_only; then
   info "plan saved to $OUTDIR/stacks/$env_name/tfplan; review it, then re-run without --plan-only"
   exit 0
 fi
-$auto_approve || confirm "$env_name" apply
+$auto_approve || $DRY_RUN || confirm "$env_name" apply
 if [[ "$env_name" == prod ]] && ! $registries_only && ! $skip_snapshot; then
   pre_deploy_snapshot "$env_name"
 fi
 tf "$env_name" apply -input=false tfplan
+$registries_only || $skip_validation || validate "$env_name"
+dry_run_done
 if $registries_only; then
   info "$env_name: registries and artifacts bucket ready; push the images and the event processor's package, then deploy without --registries-only (docs/DEPLOYMENT.md, \"Deploying a new image\")"
 elif $skip_validation; then
   info "$env_name deployed (not validated: --skip-validation)"
 else
-  validate "$env_name"
   info "$env_name deployed"
 fi

@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
 readonly ENVIRONMENTS=(dev staging prod)
 readonly MIN_TERRAFORM_VERSION="1.11.0" # ephemeral variables in write-only arguments (1.11), S3 lock files (1.10)
+readonly MIN_NODE_VERSION="20.0.0"      # cdktf 0.21's jsii runtime
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 readonly ACCOUNT_PINNED_ENVIRONMENTS=(staging prod) # applied only to the accounts their config names
 OUTDIR="${CDKTF_OUTDIR:-$ROOT/cdktf.out}"
@@ -13,6 +14,30 @@ ENVIRONMENTS_DIR="${ROI_TF_ENVIRONMENTS_DIR:-$ROOT/environments}"
 TERRAFORM="${TERRAFORM:-terraform}"
 AWS="${AWS:-aws}"
 CURL="${CURL:-curl}"
+
+DRY_RUN=false # --dry-run: print every terraform, aws and curl command instead of running it
+
+# x CMD ARGS...: run an external command (terraform, aws, curl), or under --dry-run print it (to stderr) instead.
+x() {
+  if $DRY_RUN; then
+    local arg line="+ ${1##*/}"
+    for arg in "${@:2}"; do
+      # Quoted only where the shell needs it, so the line reads like the command (and can be pasted).
+      if [[ "$arg" =~ ^[][A-Za-z0-9_./:=@,+%\<\>-]+$ ]]; then line+=" $arg"; else line+=" $(printf '%q' "$arg")"; fi
+    done
+    echo "$line" >&2
+    return 0
+  fi
+  "$@"
+}
+
+# dry_run_done: under --dry-run, say that nothing ran, and stop.
+dry_run_done() {
+  if $DRY_RUN; then
+    info "dry run: the commands above were printed, not run"
+    exit 0
+  fi
+}
 
 die() {
   echo "error: $*" >&2
@@ -76,6 +101,16 @@ PY
   )
 }
 
+# require_node: the synth's jsii runtime starts node (JSII_NODE, or node on PATH, as jsii itself does).
+require_node() {
+  local node="${JSII_NODE:-node}" version
+  command -v "$node" >/dev/null 2>&1 ||
+    die "node not found ($node): the synth needs Node.js >= $MIN_NODE_VERSION (install it, or set JSII_NODE)"
+  version="$("$node" --version)"
+  version="${version#v}"
+  version_at_least "$version" "$MIN_NODE_VERSION" || die "node $version is too old (need >= $MIN_NODE_VERSION)"
+}
+
 ensure_venv() {
   if [[ ! -x "$ROOT/.venv/bin/python" ]]; then
     info "setting up .venv (first run)"
@@ -88,6 +123,7 @@ ensure_venv() {
 # Skipped when ENV's stacks are exactly what its unchanged sources and configuration synthesized (fingerprint.py).
 synth() {
   ensure_venv
+  require_node
   local fingerprint=("$ROOT/.venv/bin/python" -m roi_tf.tools.fingerprint) inputs
   if "${fingerprint[@]}" fresh "$1" "$ENVIRONMENTS_DIR" "$OUTDIR"; then
     info "$1: stacks in $OUTDIR are up to date (sources and configuration unchanged since their synth)"
@@ -136,7 +172,7 @@ tf() {
   shift
   local dir="$OUTDIR/stacks/$stack"
   [[ -f "$dir/cdk.tf.json" ]] || die "stack '$stack' was not synthesized ($dir/cdk.tf.json missing)"
-  "$TERRAFORM" -chdir="$dir" "$@"
+  x "$TERRAFORM" -chdir="$dir" "$@"
 }
 
 # stackinfo ARGS...: facts from the configuration or a synthesized stack, without jsii (roi_tf/tools/stackinfo.py).
@@ -149,6 +185,10 @@ stackinfo() {
 require_aws() {
   local account ids
   command -v "$AWS" >/dev/null 2>&1 || die "aws CLI not found on PATH (needed for the snapshot and the validation)"
+  if $DRY_RUN; then
+    x "$AWS" sts get-caller-identity --query Account --output text
+    return 0
+  fi
   account="$("$AWS" sts get-caller-identity --query Account --output text)" ||
     die "aws sts get-caller-identity failed: no valid credentials (aws sso login, or the CI role)"
   ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$1")"
@@ -164,6 +204,15 @@ pre_deploy_snapshot() {
   db="$(stackinfo database "$stack")"
   [[ -n "$db" ]] || { info "$env has no database: no snapshot"; return 0; }
   region="$(stackinfo region "$stack")"
+  if $DRY_RUN; then
+    snapshot="$db-pre-deploy-<UTC-time>"
+    x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
+      --query 'DBInstances[0].DBInstanceStatus' --output text
+    x "$AWS" rds create-db-snapshot --region "$region" --db-instance-identifier "$db" \
+      --db-snapshot-identifier "$snapshot" --output text --query 'DBSnapshot.Status'
+    x "$AWS" rds wait db-snapshot-available --region "$region" --db-snapshot-identifier "$snapshot"
+    return 0
+  fi
   if ! status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
     --query 'DBInstances[0].DBInstanceStatus' --output text 2>&1)"; then
     [[ "$status" == *DBInstanceNotFound* ]] || die "could not read the status of $db: $status"
@@ -187,6 +236,10 @@ validate() {
   local env="$1" stack region check argument cluster services attempt failed=0 db status alarms
   stack="$OUTDIR/stacks/$env/cdk.tf.json"
   region="$(stackinfo region "$stack")"
+  if $DRY_RUN; then
+    validate_dry_run "$env" "$region" "$(stackinfo database "$stack")"
+    return 0
+  fi
   while read -r check argument; do
     case "$check" in
       url)
@@ -219,6 +272,31 @@ validate() {
   fi
   [[ "$failed" == 0 ]] || die "$env was applied but does not validate (see above)"
   info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
+}
+
+# validate_dry_run ENV REGION DB: the validation's commands, with the outputs an apply would give as <placeholders>.
+validate_dry_run() {
+  local env="$1" region="$2" db="$3" check argument cluster services name placeholders="{"
+  tf "$env" output -json
+  for name in cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name; do
+    placeholders+="\"$name\": {\"value\": \"<$name>\"},"
+  done
+  while read -r check argument; do
+    case "$check" in
+      url) x "$CURL" -fsS -o /dev/null --max-time 10 "$argument" ;;
+      services)
+        read -r cluster services <<<"$argument"
+        # shellcheck disable=SC2086 # the service names, one argument each
+        x "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services $services
+        ;;
+      alarms)
+        x "$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
+          --state-value ALARM --query 'MetricAlarms[].AlarmName' --output text
+        ;;
+    esac
+  done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" <<<"${placeholders%,}}")
+  [[ -z "$db" ]] || x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
+    --query 'DBInstances[0].DBInstanceStatus' --output text
 }
 
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).

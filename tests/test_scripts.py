@@ -210,6 +210,16 @@ def validated(env_name: str, region: str, *urls: str) -> list[str]:
     ]
 
 
+def destroyed(env_name: str) -> list[str]:
+    """init, the destroy planned into destroy.tfplan and summarized, then exactly that plan applied."""
+    return [
+        f"@{env_name} init -input=false",
+        f"@{env_name} plan -destroy -input=false -out=destroy.tfplan",
+        f"@{env_name} show -json destroy.tfplan",
+        f"@{env_name} apply -input=false destroy.tfplan",
+    ]
+
+
 DEV_URLS = ("https://app.example.com/", "http://api-lb-123.us-east-1.elb.amazonaws.com/health")
 
 
@@ -422,6 +432,77 @@ def test_the_plan_summary_names_data_at_risk_loudly(fake, shared_outdir: Path, t
     ]
 
 
+@pytest.mark.parametrize("script", ["init.sh", "deploy.sh", "destroy.sh"])
+def test_a_missing_node_is_named_before_anything_runs(fake, tmp_path: Path, script: str) -> None:
+    """Prerequisites are named exactly: here node, which the synth's jsii runtime starts (JSII_NODE or PATH)."""
+    env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out"), "JSII_NODE": str(tmp_path / "no" / "node")}
+    done = run(script, "dev", "--auto-approve", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: node not found ({tmp_path}/no/node): the synth needs Node.js >= 20.0.0 (install it, or set JSII_NODE)"
+    )
+    assert calls(fake, tmp_path / "out") == [] and not (tmp_path / "out").exists()
+
+
+def printed(stderr: str, outdir: Path) -> list[str]:
+    """The commands a --dry-run printed, in order (the stacks' directory shortened as calls() does)."""
+    return [
+        line.removeprefix("+ ").replace(f"-chdir={outdir}/stacks/", "@")
+        for line in stderr.splitlines()
+        if line.startswith("+ ")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "env_name", "args", "expected"),
+    [
+        pytest.param(
+            "deploy.sh", "prod", ("--auto-approve",),
+            [STS, *(f"terraform {c}" for c in planned("prod")),
+             "aws rds describe-db-instances --region us-east-1 --db-instance-identifier roi-systems-prod-postgres "
+             "--query DBInstances[0].DBInstanceStatus --output text",
+             "aws rds create-db-snapshot --region us-east-1 --db-instance-identifier roi-systems-prod-postgres "
+             "--db-snapshot-identifier roi-systems-prod-postgres-pre-deploy-<UTC-time> --output text "
+             "--query DBSnapshot.Status",
+             "aws rds wait db-snapshot-available --region us-east-1 --db-snapshot-identifier "
+             "roi-systems-prod-postgres-pre-deploy-<UTC-time>",
+             "terraform @prod apply -input=false tfplan", "terraform @prod output -json",
+             "curl -fsS -o /dev/null --max-time 10 <cdn_url>/",
+             "aws ecs wait services-stable --region us-east-1 --cluster <ecs_cluster_name> --services "
+             "<api_service_name> <ml_service_name>",
+             "aws cloudwatch describe-alarms --region us-east-1 --alarm-name-prefix roi-systems-prod- --state-value "
+             "ALARM --query MetricAlarms[].AlarmName --output text",
+             "aws rds describe-db-instances --region us-east-1 --db-instance-identifier roi-systems-prod-postgres "
+             "--query DBInstances[0].DBInstanceStatus --output text"],
+            id="deploy-prod",
+        ),
+        pytest.param(
+            "init.sh", "dev", (),
+            [STS, "aws s3api head-bucket --region us-east-1 --bucket roi-systems-terraform-state-dev",
+             "terraform @state-dev init -input=false -reconfigure", "terraform @state-dev apply -input=false",
+             "terraform @state-dev init -input=false -migrate-state -force-copy", "terraform @dev init -input=false"],
+            id="init-dev-first-bootstrap",
+        ),
+        pytest.param(
+            "destroy.sh", "dev", (),
+            [f"terraform {c}" for c in destroyed("dev")],
+            id="destroy-dev",
+        ),
+    ],
+)  # fmt: skip
+def test_dry_run_prints_every_command_and_runs_none(
+    fake, shared_outdir: Path, script: str, env_name: str, args: tuple[str, ...], expected: list[str]
+) -> None:
+    """Guards --dry-run: every terraform, aws and curl command of the run, in order, printed and none run (the
+    recording fakes see only the version check); a prod deploy prints its snapshot and its validation too."""
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir), "CI": "true", "FAKE_AWS_ACCOUNT": ACCOUNTS.get(env_name, "")}
+    done = run(script, env_name, *args, "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == []
+    assert printed(done.stderr, shared_outdir) == expected
+    assert done.stderr.strip().splitlines()[-1] == "==> dry run: the commands above were printed, not run"
+
+
 def test_deploy_registries_only_plans_exactly_the_artifact_stores(fake, shared_outdir: Path) -> None:
     """First deployment: the repositories and the artifacts bucket (what stackinfo names), nothing else."""
     from roi_tf.tools.stackinfo import artifact_targets
@@ -566,16 +647,6 @@ def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, tmp_path
     assert f"staging keeps {len(protected)} resources that hold data or audit history" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("error: nothing was destroyed. To destroy staging on purpose, set")
     assert calls(fake, outdir) == []
-
-
-def destroyed(env_name: str) -> list[str]:
-    """init, the destroy planned into destroy.tfplan and summarized, then exactly that plan applied."""
-    return [
-        f"@{env_name} init -input=false",
-        f"@{env_name} plan -destroy -input=false -out=destroy.tfplan",
-        f"@{env_name} show -json destroy.tfplan",
-        f"@{env_name} apply -input=false destroy.tfplan",
-    ]
 
 
 def test_destroy_dev_plans_shows_what_goes_and_destroys_only_the_environment_stack(
