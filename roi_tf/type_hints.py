@@ -19,12 +19,13 @@ pair never seen, a failure) is checked by typeguard exactly as before, and a ref
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.util
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
-
-import typeguard
 
 STUB_PREFIX = "_typecheckingstub__"
 
@@ -55,7 +56,8 @@ def memoize_stub_type_hints() -> None:
 # Values whose check by typeguard 2 depends only on their type (given an expected type without literals or
 # forward references, whose meaning depends on the value or on the calling module).
 SCALARS = (str, int, float, bool, type(None))
-_real_check_type: Callable[..., Any] = typeguard.check_type
+_real_check_type: Callable[..., Any]
+_TypeCheckMemo: Any
 _passed: set[tuple[type, Any]] = set()
 _cacheable: dict[Any, bool] = {}
 
@@ -72,12 +74,11 @@ def _type_only_verdict(expected_type: Any) -> bool:
     return found
 
 
-@functools.wraps(_real_check_type)
 def _check_type(argname: str, value: Any, expected_type: Any, memo: Any = None, **kwargs: Any) -> Any:
     if memo is None and not kwargs:
         # What typeguard does without a memo, from the caller's frame (not this wrapper's).
         frame = sys._getframe(1)
-        memo = typeguard._TypeCheckMemo(frame.f_globals, frame.f_locals)
+        memo = _TypeCheckMemo(frame.f_globals, frame.f_locals)
     if type(value) not in SCALARS:
         return _real_check_type(argname, value, expected_type, memo, **kwargs)
     try:
@@ -93,6 +94,41 @@ def _check_type(argname: str, value: Any, expected_type: Any, memo: Any = None, 
     return result
 
 
+def _patch(typeguard: ModuleType) -> None:
+    global _real_check_type, _TypeCheckMemo
+    if typeguard.check_type is not _check_type:
+        _real_check_type, _TypeCheckMemo = typeguard.check_type, typeguard._TypeCheckMemo
+        functools.update_wrapper(_check_type, _real_check_type)
+        typeguard.check_type = _check_type
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Patches typeguard right after it is imported (the provider's modules import it): the tools that never
+    import the provider (the scripts' helpers) do not pay typeguard's import (~40 ms, unittest.mock included)."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> Any:
+        if name != "typeguard" or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # find the real module, once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        self._loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        _patch(module)
+
+
 def memoize_scalar_checks() -> None:
-    """Route typeguard's ``check_type`` (the generated packages' and its own recursion) through the memo (once)."""
-    typeguard.check_type = _check_type  # type: ignore[assignment]
+    """Route typeguard's ``check_type`` (the generated packages' and its own recursion) through the memo: now if
+    typeguard is imported, else as soon as it is (once; later calls change nothing)."""
+    if "typeguard" in sys.modules:
+        _patch(sys.modules["typeguard"])
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())

@@ -102,3 +102,17 @@ def test_containers_are_checked_by_typeguard_and_their_scalars_through_the_memo(
         typeguard.check_type("names", ["a", 2], list[str])
     with pytest.raises(TypeError):
         typeguard.check_type("names", {"a": 1}, dict[str, str])
+
+
+def test_typeguard_is_patched_when_first_imported_and_not_imported_by_roi_tf_alone() -> None:
+    """The scripts' helpers import roi_tf but never the provider: they must not pay for typeguard; whatever imports
+    it later (the provider's modules) gets the memoized check."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, roi_tf; print('typeguard' in sys.modules); "
+        "import typeguard; from roi_tf import type_hints; print(typeguard.check_type is type_hints._check_type)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"]
