@@ -20,7 +20,7 @@ INLINE = re.compile(r"`([^`\n]+)`")
 SCRIPT = re.compile(r"(?:^|[\s(=;&|])(?:\./)?scripts/([a-z]+)\.sh\b([^\n#|;&)]*)")
 MAKE = re.compile(r"(?:^|[\s(;&|])make\s+([a-z][a-z-]*)")
 MAIN = re.compile(r"(?:^|[\s(;&|])(?:\S*python3?\s+)main\.py\b([^\n#|;&)]*)")
-PLACEHOLDER = re.compile(r"^<[^>]+>$")
+PLACEHOLDER = re.compile(r"^(<[^>]+>|…|\.\.\.)$")  # <env>, and an ellipsis for "any arguments"
 
 
 def code(text: str) -> Iterator[str]:
@@ -65,7 +65,10 @@ def problems(text: str, where: str) -> Iterator[str]:
                 yield f"{where}: make {target}: no such target"
         for arguments in MAIN.findall(line):
             try:
-                parse_args(words(arguments))
+                # A placeholder stands for a value; an ellipsis for more arguments of any kind.
+                parse_args(
+                    [word if word[0] != "<" else "value" for word in words(arguments) if word not in ("…", "...")]
+                )
             except SystemExit:
                 yield f"{where}: python main.py {arguments.strip()}: not accepted"
 
