@@ -7,12 +7,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 # jsii prints an end-of-life banner on Node 20; Node 22+ is recommended (README).
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv synth test lint fmt bench clean
+.PHONY: help venv node synth test lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,10 +26,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## Create .venv with the pinned dependencies
 
+# The pinned cdktf CLI (package-lock.json), for `npx cdktf synth | diff | deploy`; no install scripts are needed.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+node: $(NODE_STAMP) ## Install the pinned cdktf CLI into node_modules/ (npx cdktf ...)
+
 synth: $(STAMP) ## Synthesize every environment into cdktf.out/
 	$(BIN)/python main.py
 
-test: $(STAMP) ## Run the whole test suite (unit tests, synth assertions, terraform loader, checkov, linters)
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (unit tests, synth assertions, terraform loader, checkov, linters)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff + shellcheck
