@@ -42,6 +42,9 @@ case "$1 $2" in
     if [[ "${FAKE_DB_STATUS:-available}" == missing ]]; then
       echo "An error occurred (DBInstanceNotFound) when calling the DescribeDBInstances operation" >&2; exit 254
     fi
+    if [[ "${FAKE_DB_STATUS:-available}" == denied ]]; then
+      echo "An error occurred (AccessDenied) when calling the DescribeDBInstances operation" >&2; exit 254
+    fi
     echo "${FAKE_DB_STATUS:-available}" ;;
   "rds create-db-snapshot") [[ -z "${FAKE_SNAPSHOT_FAILS:-}" ]] || exit 254; echo creating ;;
   "rds wait") exit 0 ;;
@@ -367,6 +370,11 @@ def test_prod_in_ci_snapshots_the_database_applies_the_plan_and_validates(fake, 
         pytest.param("prod", ("--auto-approve",), {"CI": "true", "FAKE_SNAPSHOT_FAILS": "1"}, None,
                      "error: the snapshot of roi-systems-prod-postgres could not be started: nothing was applied",
                      id="snapshot-failure"),
+        pytest.param("prod", ("--auto-approve",), {"CI": "true", "FAKE_DB_STATUS": "denied"}, None,
+                     "error: could not read the status of roi-systems-prod-postgres: An error occurred (AccessDenied) "
+                     "when calling the DescribeDBInstances operation", id="database-unreadable-before-snapshot"),
+        pytest.param("dev", ("--auto-approve",), {"FAKE_DB_STATUS": "stopped"}, None,
+                     "error: dev was applied but does not validate (see above)", id="database-not-available"),
         pytest.param("dev", ("--auto-approve",), {"FAKE_CURL_FAILS": "99"}, None,
                      "error: dev was applied but does not validate (see above)", id="failed-health-check"),
         pytest.param("dev", ("--auto-approve",), {"FAKE_ALARMS_IN_ALARM": "roi-systems-dev-critical-api-error-rate"},
@@ -389,6 +397,10 @@ def test_each_refusal_stops_where_it_must(
     if "FAKE_CURL_FAILS" in answers:
         assert sum(c.startswith("curl ") for c in found) == 2 * 5  # each URL retried with backoff, then loud
         assert "https://app.example.com/ does not answer" in done.stderr
+    if answers.get("FAKE_DB_STATUS") == "stopped":
+        assert "error: database roi-systems-dev-postgres is stopped, not available" in done.stderr
+    if answers.get("FAKE_DB_STATUS") == "denied":
+        assert not [c for c in found if "create-db-snapshot" in c]
     if "FAKE_ALARMS_IN_ALARM" in answers:
         assert "in ALARM: roi-systems-dev-critical-api-error-rate" in done.stderr
 
