@@ -84,3 +84,19 @@ def test_a_missing_environment_file_is_an_input_not_a_crash(repo: Path) -> None:
     present = fingerprint.digest("dev", repo / "environments")
     (repo / "environments" / "dev.json").unlink()
     assert fingerprint.digest("dev", repo / "environments") != present
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_each_environment_is_stamped_with_its_own_file(repo: Path, tmp_path: Path, env: str) -> None:
+    """Guards against a digest of the wrong environment's file: editing prod.json must stale prod, not dev."""
+    outdir = tmp_path / "out"
+    for stack in (env, f"state-{env}"):
+        (outdir / "stacks" / stack).mkdir(parents=True)
+        (outdir / "stacks" / stack / "cdk.tf.json").write_text("{}")
+    fingerprint.stamp(env, fingerprint.digest(env, repo / "environments"), outdir)
+    assert fingerprint.fresh(env, repo / "environments", outdir)
+    (repo / "environments" / "dev.json").write_text("{ edited")
+    assert fingerprint.fresh(env, repo / "environments", outdir)
+    own = repo / "environments" / f"{env}.json"
+    own.write_bytes(own.read_bytes() + b"\n")
+    assert not fingerprint.fresh(env, repo / "environments", outdir)
