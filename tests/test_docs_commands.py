@@ -27,7 +27,8 @@ def code(text: str) -> Iterator[str]:
     """The code of a markdown text: fenced blocks (line by line, continuations joined) and inline spans."""
     for block in FENCE.findall(text):
         yield from block.replace("\\\n", " ").splitlines()
-    yield from INLINE.findall(FENCE.sub("", text))
+    # In a table, an inline span writes "or" between options as an escaped pipe: `[--a \\| --b]`.
+    yield from (span.replace("\\|", " ") for span in INLINE.findall(FENCE.sub("", text)))
 
 
 def words(arguments: str) -> list[str]:

@@ -405,6 +405,32 @@ def test_each_refusal_stops_where_it_must(
         assert "in ALARM: roi-systems-dev-critical-api-error-rate" in done.stderr
 
 
+def test_a_saved_plan_is_applied_as_reviewed_without_planning_again(fake, shared_outdir: Path) -> None:
+    """A pipeline's reviewed plan artifact: shown, applied, validated; no new plan (Terraform itself refuses a saved
+    plan the state has moved past). Without the file, nothing is applied."""
+    missing = deploy(fake, shared_outdir, "dev", "--saved-plan", "--auto-approve")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"error: no saved plan at {shared_outdir}/stacks/dev/tfplan (--saved-plan applies a reviewed plan: plan first)"
+    )
+    assert calls(fake, shared_outdir) == [STS, "@dev init -input=false"]
+    Path(fake["FAKE_TF_LOG"]).unlink()
+    (shared_outdir / "stacks" / "dev" / "tfplan").write_bytes(b"reviewed plan")
+    done = deploy(fake, shared_outdir, "dev", "--saved-plan", "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == [
+        STS,
+        "@dev init -input=false",
+        "@dev show -json tfplan",
+        "@dev apply -input=false tfplan",
+        *validated("dev", "us-east-1", *DEV_URLS),
+    ]
+    both = deploy(fake, shared_outdir, "dev", "--saved-plan", "--plan-only")
+    assert both.stderr.strip().splitlines()[-1] == (
+        "error: --saved-plan applies a reviewed plan: not with --plan-only or --registries-only"
+    )
+
+
 def test_a_slow_health_endpoint_is_retried_until_it_answers(fake, shared_outdir: Path) -> None:
     done = deploy(fake, shared_outdir, "dev", "--auto-approve", FAKE_CURL_FAILS="2")
     assert done.returncode == 0, done.stderr
