@@ -233,15 +233,15 @@ pre_deploy_snapshot() {
 # reach its load balancer) answers, retried with backoff; the ECS services are stable at their desired count; the
 # database is available; no alarm of ENV is in ALARM. Each failure says what to look at.
 validate() {
-  local env="$1" stack region check argument cluster services attempt failed=0 db status alarms
+  local env="$1" stack check argument region="" cluster services attempt failed=0 status alarms
   stack="$OUTDIR/stacks/$env/cdk.tf.json"
-  region="$(stackinfo region "$stack")"
   if $DRY_RUN; then
-    validate_dry_run "$env" "$region" "$(stackinfo database "$stack")"
+    validate_dry_run "$env" "$stack"
     return 0
   fi
   while read -r check argument; do
     case "$check" in
+      region) region="$argument" ;;
       url)
         for attempt in 1 2 3 4 5; do
           "$CURL" -fsS -o /dev/null --max-time 10 "$argument" && break
@@ -261,28 +261,28 @@ validate() {
           { echo "error: could not read the alarms of $env" >&2; failed=1; }
         [[ -z "$alarms" ]] || { echo "error: in ALARM: $alarms (each alarm's description says what to check first)" >&2; failed=1; }
         ;;
+      database)
+        status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
+          --query 'DBInstances[0].DBInstanceStatus' --output text)" || status="unreadable"
+        [[ "$status" == "available" ]] || { echo "error: database $argument is $status, not available (RDS console: events of $argument)" >&2; failed=1; }
+        ;;
       *) echo "error: could not read what to validate from $env's outputs" >&2; failed=1 ;;
     esac
-  done < <(tf "$env" output -json | stackinfo validation "$ENVIRONMENTS_DIR" "$env" || echo "failed -")
-  db="$(stackinfo database "$stack")"
-  if [[ -n "$db" ]]; then
-    status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
-      --query 'DBInstances[0].DBInstanceStatus' --output text)" || status="unreadable"
-    [[ "$status" == "available" ]] || { echo "error: database $db is $status, not available (RDS console: events of $db)" >&2; failed=1; }
-  fi
+  done < <(tf "$env" output -json | stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" || echo "failed -")
   [[ "$failed" == 0 ]] || die "$env was applied but does not validate (see above)"
   info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
-# validate_dry_run ENV REGION DB: the validation's commands, with the outputs an apply would give as <placeholders>.
+# validate_dry_run ENV STACK: the validation's commands, with the outputs an apply would give as <placeholders>.
 validate_dry_run() {
-  local env="$1" region="$2" db="$3" check argument cluster services name placeholders="{"
+  local env="$1" stack="$2" check argument region="" cluster services name placeholders="{"
   tf "$env" output -json
   for name in cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name; do
     placeholders+="\"$name\": {\"value\": \"<$name>\"},"
   done
   while read -r check argument; do
     case "$check" in
+      region) region="$argument" ;;
       url) x "$CURL" -fsS -o /dev/null --max-time 10 "$argument" ;;
       services)
         read -r cluster services <<<"$argument"
@@ -293,10 +293,12 @@ validate_dry_run() {
         x "$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
           --state-value ALARM --query 'MetricAlarms[].AlarmName' --output text
         ;;
+      database)
+        x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
+          --query 'DBInstances[0].DBInstanceStatus' --output text
+        ;;
     esac
-  done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" <<<"${placeholders%,}}")
-  [[ -z "$db" ]] || x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \
-    --query 'DBInstances[0].DBInstanceStatus' --output text
+  done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" <<<"${placeholders%,}}")
 }
 
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).

@@ -7,7 +7,7 @@ python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # 
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
-terraform output -json | python -m roi_tf.tools.stackinfo validation environments prod   # what deploy.sh checks
+terraform output -json | python -m roi_tf.tools.stackinfo validation environments prod STACK   # deploy.sh's checks
 """
 
 from __future__ import annotations
@@ -140,9 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for address, loss in protected_resources(json.loads(Path(args[1]).read_text())):
             print(f"{address}  ({loss})")
         return 0
-    if args[:1] == ["validation"] and len(args) == 3:
+    if args[:1] == ["validation"] and len(args) == 4:
         (config,) = load_environments([args[2]], Path(args[1])).values()
-        for check, argument in validation_checks(json.load(sys.stdin), config):
+        database = primary_database(json.loads(Path(args[3]).read_text()))
+        # One call for all the facts (each call starts a Python): the region first, the database last.
+        checks = [("region", config.region), *validation_checks(json.load(sys.stdin), config)]
+        for check, argument in [*checks, *([("database", database)] if database else [])]:
             print(f"{check} {argument}")
         return 0
     if args[:1] == ["state-bucket"] and len(args) == 2:
