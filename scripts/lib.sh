@@ -181,7 +181,7 @@ stackinfo() {
 }
 
 # require_aws ENV: the aws CLI is there, its credentials work, and (where config names them) belong to one of
-# ENV's allowed_account_ids.
+# ENV's allowed_account_ids. After the synth: it reads them from ENV's stack.
 require_aws() {
   local account ids
   command -v "$AWS" >/dev/null 2>&1 || die "aws CLI not found on PATH (needed for the snapshot and the validation)"
@@ -191,7 +191,13 @@ require_aws() {
   fi
   account="$("$AWS" sts get-caller-identity --query Account --output text)" ||
     die "aws sts get-caller-identity failed: no valid credentials (aws sso login, or the CI role)"
-  ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$1")"
+  # As the synthesized stack's provider enforces them (read without importing roi_tf: this runs on every deploy).
+  ids="$("$ROOT/.venv/bin/python" - "$OUTDIR/stacks/$1/cdk.tf.json" <<'PY'
+import json, sys
+(provider,) = [p for p in json.load(open(sys.argv[1]))["provider"]["aws"] if "alias" not in p]
+print(" ".join(provider.get("allowed_account_ids", [])))
+PY
+  )"
   [[ -z "$ids" || " $ids " == *" $account "* ]] ||
     die "the credentials are for account $account, not one of $1's allowed_account_ids ($ids)"
 }
@@ -201,9 +207,8 @@ require_aws() {
 pre_deploy_snapshot() {
   local env="$1" stack region db status snapshot
   stack="$OUTDIR/stacks/$env/cdk.tf.json"
-  db="$(stackinfo database "$stack")"
+  read -r db region < <(stackinfo database "$stack")
   [[ -n "$db" ]] || { info "$env has no database: no snapshot"; return 0; }
-  region="$(stackinfo region "$stack")"
   if $DRY_RUN; then
     snapshot="$db-pre-deploy-<UTC-time>"
     x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$db" \

@@ -3,7 +3,7 @@
 python -m roi_tf.tools.stackinfo allowed-account-ids environments prod   # from the validated configuration
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
-python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance's identifier
+python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance, its region
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
@@ -156,7 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(default["region"])
         return 0
     if args[:1] == ["database"] and len(args) == 2:
-        print(primary_database(json.loads(Path(args[1]).read_text())) or "")
+        stack = json.loads(Path(args[1]).read_text())
+        database = primary_database(stack)
+        (default,) = [p for p in stack["provider"]["aws"] if "alias" not in p]
+        print(f"{database} {default['region']}" if database else "")
         return 0
     if args[:1] == ["plan-summary"] and len(args) == 1:
         for line in plan_summary(json.load(sys.stdin)):
