@@ -135,9 +135,14 @@ synth() {
   "${fingerprint[@]}" stamp "$1" "$inputs" "$OUTDIR"
 }
 
+# stackinfo ARGS...: facts from the configuration or a synthesized stack, without jsii (roi_tf/tools/stackinfo.py).
+stackinfo() {
+  "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo "$@"
+}
+
 # artifact_targets ENV: -target= arguments for the image repositories and the artifacts bucket (stackinfo.py).
 artifact_targets() {
-  "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo artifact-targets "$OUTDIR/stacks/$1/cdk.tf.json"
+  stackinfo artifact-targets "$OUTDIR/stacks/$1/cdk.tf.json"
 }
 
 # registry_targets ENV: artifact_targets, or die: a failed or empty lookup must never become an untargeted plan
@@ -151,7 +156,7 @@ registry_targets() {
 
 # protected_resources ENV: what Terraform refuses to destroy in ENV's synthesized stack (roi_tf/tools/stackinfo.py).
 protected_resources() {
-  "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo protected "$OUTDIR/stacks/$1/cdk.tf.json"
+  stackinfo protected "$OUTDIR/stacks/$1/cdk.tf.json"
 }
 
 # require_allowed_accounts ENV: staging and prod name the accounts they may be applied to (checked before synth).
@@ -160,7 +165,7 @@ require_allowed_accounts() {
   for pinned in "${ACCOUNT_PINNED_ENVIRONMENTS[@]}"; do
     [[ "$env" == "$pinned" ]] || continue
     ensure_venv
-    ids="$("$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$env")"
+    ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$env")"
     [[ -n "$ids" ]] ||
       die "$env has no allowed_account_ids: add \"allowed_account_ids\": [\"<12-digit account id>\"] to environments/$env.json, so Terraform refuses any other account (docs/DEPLOYMENT.md)"
   done
@@ -173,11 +178,6 @@ tf() {
   local dir="$OUTDIR/stacks/$stack"
   [[ -f "$dir/cdk.tf.json" ]] || die "stack '$stack' was not synthesized ($dir/cdk.tf.json missing)"
   x "$TERRAFORM" -chdir="$dir" "$@"
-}
-
-# stackinfo ARGS...: facts from the configuration or a synthesized stack, without jsii (roi_tf/tools/stackinfo.py).
-stackinfo() {
-  "$ROOT/.venv/bin/python" -m roi_tf.tools.stackinfo "$@"
 }
 
 # require_aws ENV: the aws CLI is there, its credentials work, and (where config names them) belong to one of
@@ -238,18 +238,25 @@ pre_deploy_snapshot() {
 # reach its load balancer) answers, retried with backoff; the ECS services are stable at their desired count; the
 # database is available; no alarm of ENV is in ALARM. Each failure says what to look at.
 validate() {
-  local env="$1" stack check argument region="" cluster services attempt failed=0 status alarms
+  local env="$1" stack outputs check argument region="" cluster services attempt failed=0 status alarms name
   stack="$OUTDIR/stacks/$env/cdk.tf.json"
   if $DRY_RUN; then
-    validate_dry_run "$env" "$stack"
-    return 0
+    # Printed, not run: the outputs an apply would give appear as <placeholders> in the commands that use them.
+    tf "$env" output -json
+    outputs="{"
+    for name in cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name; do
+      outputs+="\"$name\": {\"value\": \"<$name>\"},"
+    done
+    outputs="${outputs%,}}"
+  else
+    outputs="$(tf "$env" output -json)" || outputs="{}"
   fi
   while read -r check argument; do
     case "$check" in
       region) region="$argument" ;;
       url)
         for attempt in 1 2 3 4 5; do
-          "$CURL" -fsS -o /dev/null --max-time 10 "$argument" && break
+          x "$CURL" -fsS -o /dev/null --max-time 10 "$argument" && break
           [[ "$attempt" == 5 ]] && { echo "error: $argument does not answer (CloudFront, the load balancer's targets, the API's logs: docs/DEPLOYMENT.md, Troubleshooting)" >&2; failed=1; break; }
           sleep "$((attempt * attempt * ${VALIDATION_BACKOFF_SECONDS:-5}))"
         done
@@ -257,53 +264,25 @@ validate() {
       services)
         read -r cluster services <<<"$argument"
         # shellcheck disable=SC2086 # the service names, one argument each
-        "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services $services ||
+        x "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services $services ||
           { echo "error: ECS services $services are not stable at their desired count (aws ecs describe-services --cluster $cluster --services $services: events and stopped tasks)" >&2; failed=1; }
         ;;
       alarms)
-        alarms="$("$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
+        alarms="$(x "$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
           --state-value ALARM --query 'MetricAlarms[].AlarmName' --output text)" ||
           { echo "error: could not read the alarms of $env" >&2; failed=1; }
         [[ -z "$alarms" ]] || { echo "error: in ALARM: $alarms (each alarm's description says what to check first)" >&2; failed=1; }
         ;;
       database)
-        status="$("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
+        status="$(x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
           --query 'DBInstances[0].DBInstanceStatus' --output text)" || status="unreadable"
-        [[ "$status" == "available" ]] || { echo "error: database $argument is $status, not available (RDS console: events of $argument)" >&2; failed=1; }
+        $DRY_RUN || [[ "$status" == "available" ]] || { echo "error: database $argument is $status, not available (RDS console: events of $argument)" >&2; failed=1; }
         ;;
       *) echo "error: could not read what to validate from $env's outputs" >&2; failed=1 ;;
     esac
-  done < <(tf "$env" output -json | stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" || echo "failed -")
+  done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" <<<"$outputs" || echo "failed -")
   [[ "$failed" == 0 ]] || die "$env was applied but does not validate (see above)"
-  info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
-}
-
-# validate_dry_run ENV STACK: the validation's commands, with the outputs an apply would give as <placeholders>.
-validate_dry_run() {
-  local env="$1" stack="$2" check argument region="" cluster services name placeholders="{"
-  tf "$env" output -json
-  for name in cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name; do
-    placeholders+="\"$name\": {\"value\": \"<$name>\"},"
-  done
-  while read -r check argument; do
-    case "$check" in
-      region) region="$argument" ;;
-      url) x "$CURL" -fsS -o /dev/null --max-time 10 "$argument" ;;
-      services)
-        read -r cluster services <<<"$argument"
-        # shellcheck disable=SC2086 # the service names, one argument each
-        x "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services $services
-        ;;
-      alarms)
-        x "$AWS" cloudwatch describe-alarms --region "$region" --alarm-name-prefix "$argument" \
-          --state-value ALARM --query 'MetricAlarms[].AlarmName' --output text
-        ;;
-      database)
-        x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
-          --query 'DBInstances[0].DBInstanceStatus' --output text
-        ;;
-    esac
-  done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" <<<"${placeholders%,}}")
+  $DRY_RUN || info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).

@@ -23,10 +23,15 @@ from roi_tf.config import ConfigError, load_environments
 from roi_tf.modules.protection import DATA_HOLDING
 
 
+def default_provider(stack: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The stack's AWS provider without an alias: its primary region's."""
+    (default,) = [p for p in stack.get("provider", {}).get("aws", []) if "alias" not in p]
+    return default
+
+
 def allowed_account_ids(stack: Mapping[str, Any]) -> list[str]:
     """The accounts a synthesized stack's default provider may be applied to (empty: any)."""
-    (default,) = [p for p in stack.get("provider", {}).get("aws", []) if "alias" not in p]
-    return list(default.get("allowed_account_ids", []))
+    return list(default_provider(stack).get("allowed_account_ids", []))
 
 
 def protected_resources(stack: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -152,14 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.loads(Path(args[1]).read_text())["terraform"]["backend"]["s3"]["bucket"])
         return 0
     if args[:1] == ["region"] and len(args) == 2:
-        (default,) = [p for p in json.loads(Path(args[1]).read_text())["provider"]["aws"] if "alias" not in p]
-        print(default["region"])
+        print(default_provider(json.loads(Path(args[1]).read_text()))["region"])
         return 0
     if args[:1] == ["database"] and len(args) == 2:
         stack = json.loads(Path(args[1]).read_text())
         database = primary_database(stack)
-        (default,) = [p for p in stack["provider"]["aws"] if "alias" not in p]
-        print(f"{database} {default['region']}" if database else "")
+        print(f"{database} {default_provider(stack)['region']}" if database else "")
         return 0
     if args[:1] == ["plan-summary"] and len(args) == 1:
         for line in plan_summary(json.load(sys.stdin)):

@@ -147,8 +147,9 @@ class Monitoring(Construct):
         if by_region["dr"]:
             assert keys.dr is not None  # the stack creates the DR alerts key from the same publishers
             self.dr_critical = topic("dr_critical", CRITICAL, regions.dr, by_region["dr"], keys.dr, "dr")
-        self.topics = [t for t in (self.critical, self.warning, self.cost_warning, self.dr_critical) if t is not None]
-        self.topics = list(dict.fromkeys(self.topics))  # the cost topic may be the warning topic
+        # Each once: the cost topic may be the warning topic itself.
+        candidates = (self.critical, self.warning, self.cost_warning, self.dr_critical)
+        self.topics = list(dict.fromkeys(t for t in candidates if t is not None))
         self._route(pagerduty_url, account_id, partition, providers)
 
         self._topic_for = {(CRITICAL, ""): self.critical, (WARNING, ""): self.warning}
