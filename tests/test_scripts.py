@@ -159,8 +159,17 @@ DEPLOYMENT_INPUTS = {
 ALERT_INPUTS = {"TF_VAR_pagerduty_integration_url": "https://events.pagerduty.com/integration/0123456789abcdef/enqueue"}
 
 
+# What the scripts read from their environment (every `${NAME:-default}` in them: CI, CDKTF_OUTDIR, TERRAFORM...).
+# A test sets these itself; the runner's own values (a CI machine exports CI=true) must not leak into a run.
+SCRIPT_INPUTS = frozenset(
+    name
+    for script in (REPO / "scripts").glob("*.sh")
+    for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*):-", script.read_text())
+)
+
+
 def script_env(env: dict[str, str], secrets: bool = True) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_") and k not in SCRIPT_INPUTS}
     environment.update(env)
     if secrets:
         environment.update({**DUMMY_SECRETS, **DEPLOYMENT_INPUTS, **ALERT_INPUTS})
@@ -927,3 +936,13 @@ def test_typed_confirmation_at_a_terminal(
     else:
         assert returncode == 1, shown
         assert shown.splitlines()[-1] == "error: not confirmed; nothing was changed"
+
+
+def test_the_runners_own_environment_does_not_reach_the_scripts(monkeypatch) -> None:
+    # CI machines export CI=true: a script run that inherited it would let prod's --auto-approve through.
+    assert {"CI", "CDKTF_OUTDIR", "TERRAFORM", "AWS", "CURL"} <= SCRIPT_INPUTS
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("TF_VAR_db_password", "from-the-runner")
+    environment = script_env({}, secrets=False)
+    assert "CI" not in environment and "TF_VAR_db_password" not in environment
+    assert script_env({"CI": "true"}, secrets=False)["CI"] == "true"
