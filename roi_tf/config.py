@@ -17,7 +17,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -397,6 +397,21 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CiConfig:
+    """The GitHub Actions pipeline (``.github/workflows/infra.yml``): who may plan and apply this environment."""
+
+    # "owner/name": the only repository whose workflows may assume the roles; default: no pipeline roles.
+    github_repository: str | None = None
+    # The GitHub environment (required reviewers in prod) whose jobs may apply; default: the environment's name.
+    github_environment: str | None = None
+    main_branch: str = "main"  # runs on this branch (and pull requests) may plan
+
+    @property
+    def enabled(self) -> bool:
+        return self.github_repository is not None
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """The whole, validated configuration of one environment."""
 
@@ -417,6 +432,7 @@ class EnvironmentConfig:
     security: SecurityConfig
     storage: StorageConfig
     monitoring: MonitoringConfig = MonitoringConfig()  # default: alarms and dashboards, alerts routed nowhere
+    ci: CiConfig = CiConfig()  # default: no pipeline roles (deploys from operators' machines only)
     # The standby VPC in dr_region; default: none (only copies of data live there).
     dr_networking: NetworkingConfig | None = None
     description: str = ""
@@ -563,6 +579,7 @@ class _Loader:
         security = self._security(self.section(data, "security"))
         storage = self._storage(expected_name, self.section(data, "storage"))
         monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
+        ci = self._ci(expected_name, data.get("ci", {}))
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -596,6 +613,7 @@ class _Loader:
             security=security,
             storage=storage,
             monitoring=monitoring,
+            ci=ci,
             dr_networking=dr_networking,
         )
 
@@ -812,6 +830,15 @@ class _Loader:
                 "(the warning comes first, then the page)",
             )
         return monitoring
+
+    def _ci(self, name: str, raw: dict[str, Any]) -> CiConfig:
+        ci = CiConfig(**{**_schema_defaults(self.schema["properties"]["ci"]), **raw})
+        if ci.github_environment is not None and ci.github_repository is None:
+            self.problem(
+                "$.ci.github_environment",
+                "needs github_repository: without it no pipeline role exists to trust that environment",
+            )
+        return replace(ci, github_environment=ci.github_environment or name)
 
     def _check_domain(self, where: str, domain: str | None, zone: str | None, zone_used_for: str) -> None:
         """A configured domain name needs its public hosted zone, and lies in it (its apex included)."""

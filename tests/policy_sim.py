@@ -124,7 +124,7 @@ def from_json(policy: str) -> list[Statement]:
 
 @dataclass(frozen=True)
 class Request:
-    principal_type: str  # "Service", "AWS" or "*"
+    principal_type: str  # "Service", "AWS", "*", or "identity-policy" (evaluating a role's own policies)
     principal: str
     action: str
     resource: str
@@ -158,9 +158,14 @@ def _like(pattern: str, value: str) -> bool:
 
 
 def _condition_holds(test: str, variable: str, values: Sequence[str], context: Mapping[str, str]) -> bool:
+    if test == "Null":  # "true": the key is absent from the request; "false": present
+        return (variable not in context) == (values == ["true"])
     if test.endswith("IfExists") and variable not in context:
         return True
     test = test.removesuffix("IfExists")
+    if test == "StringNotEquals":  # a negated operator holds when the key is absent
+        return variable not in context or context[variable] not in values
+    test = test.removeprefix("ForAnyValue:")  # one value per key in these requests
     if variable not in context:
         return False
     actual = context[variable]
@@ -181,6 +186,8 @@ def account_of(arn: str) -> str:
 
 
 def _principal_matches(statement: Statement, request: Request, resolve: Resolve) -> bool:
+    if request.principal_type == "identity-policy":
+        return not statement.principals  # the role's own policy: it applies to whoever holds the role
     for kind, identifiers in statement.principals:
         if kind == "*" and "*" in identifiers:
             return True
@@ -226,6 +233,13 @@ def decide(statements: Iterable[Statement], request: Request, resolve: Resolve, 
     if service in ("s3", "sns") and request.identity_allows and same_account:
         return Decision("allow", ("identity-policy",))
     return Decision("implicit-deny")
+
+
+def identity_decision(statements: Iterable[Statement], action: str, resource: str, resolve: Resolve,
+                      context: Mapping[str, str] | None = None) -> Decision:  # fmt: skip
+    """How a role's own (identity) policies decide ``action`` on ``resource``: an explicit Deny wins, then an Allow."""
+    request = Request("identity-policy", "", action, resource, dict(context or {}))
+    return decide(statements, request, resolve, service="iam")
 
 
 def allowed(policy_document: Mapping[str, Any], request: Request, resolve: Resolve) -> bool:

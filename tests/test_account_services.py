@@ -6,14 +6,11 @@ the AWS Config recorder its controls evaluate, and the IAM password policy.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import Stack
-from roi_tf.config import EnvironmentConfig
 
 ACCOUNT_LEVEL = (
     "aws_guardduty_detector",
@@ -26,19 +23,6 @@ ACCOUNT_LEVEL = (
     "aws_iam_service_linked_role",
     "aws_iam_account_password_policy",
 )
-
-
-@pytest.fixture(scope="module")
-def referencing_dev(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> Stack:
-    """dev synthesized as an environment that shares its account with the owner of the account services."""
-    from roi_tf.app import synth
-
-    dev = configs["dev"]
-    shared = dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False))
-    outdir = tmp_path_factory.mktemp("referencing") / "cdktf.out"
-    synth({"dev": shared}, outdir)
-    path = outdir / "stacks" / "dev" / "cdk.tf.json"
-    return Stack("dev", path, json.loads(path.read_text()))
 
 
 def dependencies(body: dict) -> set[str]:

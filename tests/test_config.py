@@ -68,6 +68,7 @@ def test_schema_defaults_match_the_dataclass_defaults() -> None:
         "storage": cfg.StorageConfig,
         "cdn": cfg.CdnConfig,
         "monitoring": cfg.MonitoringConfig,
+        "ci": cfg.CiConfig,
     }
     monitoring = schema["properties"]["monitoring"]["properties"]
     nested = {
@@ -705,6 +706,22 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
         [
             "environments/dev.json: $.monitoring.datapoints_to_alarm: 3 exceeds evaluation_periods 2 (an alarm "
             "needs M of the last N periods breaching, M <= N)"
+        ],
+    ),
+    "pipeline environment without a repository": (
+        "prod",
+        set_path("ci", value={"github_environment": "production"}),
+        [
+            "environments/prod.json: $.ci.github_environment: needs github_repository: without it no pipeline role "
+            "exists to trust that environment"
+        ],
+    ),
+    "pipeline trusting a pattern of repositories": (
+        "staging",
+        set_path("ci", "github_repository", value="roisystems/*"),
+        [
+            "environments/staging.json: $.ci.github_repository: 'roisystems/*' does not match "
+            "'^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$'"
         ],
     ),
     "redis page at or below its warning": (

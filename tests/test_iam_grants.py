@@ -190,6 +190,8 @@ def names(stacks: dict[str, Stack]) -> dict[str, str]:
         "<private-subnet>": logical("aws_subnet", tags={"Name": "roi-systems-prod-private-0"}),
         "<app-group>": logical("aws_security_group", name="roi-systems-prod-app"),
         "<distribution>": logical("aws_cloudfront_distribution", comment="roi-systems-prod: web assets and the API"),
+        "<github>": next(iter(prod.resources("aws_iam_openid_connect_provider"))),
+        "<referenced-github>": "lookup",
     }
 
 
@@ -235,6 +237,10 @@ RESOLVED = {
     r"roi-systems-prod-apps/api",
     "${aws_sqs_queue.<events-queue>.arn}": r"arn:aws:sqs:us-east-1:123456789012:roi-systems-prod-events",
     "${aws_sns_topic.<dr-critical-topic>.arn}": r"arn:aws:sns:us-west-2:123456789012:roi-systems-prod-dr-critical",
+    "${aws_iam_openid_connect_provider.<github>.arn}": r"arn:aws:iam::123456789012:oidc-provider/"
+    r"token\.actions\.githubusercontent\.com",
+    "${data.aws_iam_openid_connect_provider.<referenced-github>.arn}": r"arn:aws:iam::123456789012:oidc-provider/"
+    r"token\.actions\.githubusercontent\.com",
     "${aws_subnet.<private-subnet>.arn}": r"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-[0-9a-f]{17}",
     "${aws_security_group.<app-group>.arn}": r"arn:aws:ec2:us-east-1:123456789012:security-group/sg-[0-9a-f]{17}",
     # Global: no region in the ARN.
@@ -249,7 +255,12 @@ def test_references_resolve_to_the_arn_aws_assigns_in_the_objects_region(
     stacks: dict[str, Stack], names: dict[str, str], reference: str
 ) -> None:
     """An ARN of the wrong shape or region would make correct grants fail the checks, or wrong ones pass."""
-    resolved = Resolver("prod", stacks["prod"].json).resolve(fill(reference, names))
+    prod = stacks["prod"].json
+    # What an environment sharing the owner's account has instead of the provider: a lookup by its URL.
+    (provider,) = prod["resource"]["aws_iam_openid_connect_provider"].values()
+    lookup = {"aws_iam_openid_connect_provider": {"lookup": {"url": provider["url"]}}}
+    stack_json = {**prod, "data": {**prod["data"], **lookup}}
+    resolved = Resolver("prod", stack_json).resolve(fill(reference, names))
     assert re.fullmatch(RESOLVED[reference], resolved), resolved
 
 

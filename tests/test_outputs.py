@@ -76,6 +76,8 @@ def expected_names(config: EnvironmentConfig) -> set[str]:
         names.add("sessions_table_name")
     if config.compute.gpu_training.enabled:
         names.add("gpu_capacity_provider_name")
+    if config.ci.enabled:
+        names |= {"ci_plan_role_arn", "ci_apply_role_arn"}
     return names
 
 
@@ -289,6 +291,9 @@ def compute_outputs(stack: Stack, config: EnvironmentConfig, only: Any) -> dict[
     }
     if config.compute.gpu_training.enabled:
         outputs["gpu_capacity_provider_name"] = by_name("aws_ecs_capacity_provider", f"{name}-gpu", "name")
+    if config.ci.enabled:
+        for role in ("plan", "apply"):
+            outputs[f"ci_{role}_role_arn"] = by_name("aws_iam_role", f"{name}-ci-{role}", "arn")
     return outputs
 
 

@@ -31,6 +31,7 @@ HOLDS_NOTHING = {
     "aws_db_proxy", "aws_db_proxy_default_target_group", "aws_db_proxy_target", "aws_elasticache_user",
     "aws_elasticache_user_group", "aws_iam_role", "aws_iam_role_policy", "aws_iam_role_policy_attachment",
     "aws_iam_group", "aws_iam_group_policy", "aws_iam_account_password_policy", "aws_iam_service_linked_role",
+    "aws_iam_openid_connect_provider",
     # detection settings (the findings live in the protected detector and hub accounts)
     "aws_guardduty_detector_feature", "aws_securityhub_standards_subscription",
     "aws_config_configuration_recorder_status", "aws_config_delivery_channel",

@@ -12,6 +12,14 @@ from conftest import Stack
 from roi_tf.config import EnvironmentConfig
 
 PURPOSES = ("data", "storage", "logs", "alerts", "dr-data", "dr-storage")
+GITHUB = "token.actions.githubusercontent.com"
+GITHUB_PROVIDER = "${aws_iam_openid_connect_provider.pipeline_github_oidc_E4CF0214.arn}"
+GITHUB_LOOKUP = "${data.aws_iam_openid_connect_provider.pipeline_github_oidc_E4CF0214.arn}"
+PIPELINE_SERVICES_SIDS = {
+    "ManageTheStacksServicesInItsRegions",
+    "ManageEnvironmentS3Resources",
+    "ManageEnvironmentDynamodbResources",
+}
 ACCOUNT_ROOT = "arn:${data.aws_partition.partition.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
 
 
@@ -216,6 +224,10 @@ ANY_RESOURCE_ACTIONS = {
     "logs:DescribeLogGroups": "the ECS Exec agent checks its log group",
     "ec2:DescribeNetworkInterfaces": "Lambda in a VPC manages its network interfaces",
     "ec2:DescribeSubnets": "Lambda in a VPC manages its network interfaces",
+    "iam:ListOpenIDConnectProviders": "the CI apply role finds the account's GitHub OIDC provider",
+    "iam:GetAccountPasswordPolicy": "the CI apply role of the account's owner manages its password policy",
+    "iam:UpdateAccountPasswordPolicy": "the CI apply role of the account's owner manages its password policy",
+    "iam:DeleteAccountPasswordPolicy": "the CI apply role of the account's owner manages its password policy",
 }
 
 
@@ -234,6 +246,17 @@ def test_no_policy_allows_every_action_and_resource_star_only_where_aws_accepts_
                 if name in trusts or statement.get("principals"):
                     continue  # trust and resource policies: the resource is the role or bucket itself
                 checked += 1
+                if statement.get("sid") in PIPELINE_SERVICES_SIDS:
+                    # The one exception: the CI apply role manages whole services, those of its stack, in its
+                    # regions or on its names (tests/test_pipeline.py checks which; pipeline.py says why).
+                    (user,) = [r for r in stack.resources("aws_iam_role_policy").values() if name in r["policy"]]
+                    assert user["role"].startswith("${aws_iam_role.pipeline_apply_role"), where
+                    if statement["resources"] == ["*"]:
+                        assert [c["variable"] for c in statement["condition"]] == ["aws:RequestedRegion"], where
+                    else:
+                        assert all(f":roi-systems-{stack.name}-*" in r or f"/roi-systems-{stack.name}-*" in r
+                                   for r in statement["resources"]), where  # fmt: skip
+                    continue
                 assert not any(a.endswith(":*") for a in statement["actions"]), where
                 if "*" in statement["resources"]:
                     assert statement["resources"] == ["*"], where
@@ -241,11 +264,24 @@ def test_no_policy_allows_every_action_and_resource_star_only_where_aws_accepts_
     assert checked >= 30
 
 
-def test_every_role_trust_names_one_principal_kind_and_services_are_scoped_to_this_account(stack: Stack) -> None:
+def test_every_role_trust_names_one_principal_kind_and_services_are_scoped_to_this_account(
+    stack: Stack, config: EnvironmentConfig
+) -> None:
     for name, role in stack.resources("aws_iam_role").items():
         for statement in document(stack, role["assume_role_policy"])["statement"]:
-            assert statement["actions"] == ["sts:AssumeRole"], name
             (principal,) = statement["principals"]
+            if principal["type"] == "Federated":
+                # Only GitHub's OIDC tokens, for this audience and exact subjects of the configured repository.
+                assert principal["identifiers"] in ([GITHUB_PROVIDER], [GITHUB_LOOKUP]), name
+                assert statement["actions"] == ["sts:AssumeRoleWithWebIdentity"], name
+                conditions = {(c["test"], c["variable"]): c["values"] for c in statement["condition"]}
+                assert set(conditions) == {("StringEquals", f"{GITHUB}:aud"), ("StringEquals", f"{GITHUB}:sub")}, name
+                assert conditions[("StringEquals", f"{GITHUB}:aud")] == ["sts.amazonaws.com"], name
+                for subject in conditions[("StringEquals", f"{GITHUB}:sub")]:
+                    assert subject.startswith(f"repo:{config.ci.github_repository}:"), name
+                    assert not set(subject) & set("*?"), name
+                continue
+            assert statement["actions"] == ["sts:AssumeRole"], name
             if principal["type"] == "Service":
                 variables = {c["variable"] for c in statement.get("condition", [])}
                 assert variables & {"aws:SourceAccount", "aws:SourceArn"}, name

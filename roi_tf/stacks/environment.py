@@ -27,6 +27,8 @@ from roi_tf.modules.security import (
     EncryptionKeysProps,
     Operators,
     OperatorsProps,
+    Pipeline,
+    PipelineProps,
     Secret,
     SecretProps,
     WebAcl,
@@ -35,6 +37,7 @@ from roi_tf.modules.security import (
 )
 from roi_tf.modules.storage import ASSETS, Storage
 from roi_tf.naming import (
+    kms_alias,
     log_group_prefix,
     prefix,
     resource_name,
@@ -123,6 +126,7 @@ class EnvironmentStack(TerraformStack):
         self.compute = self._compute()
         self.cdn = self._cdn()
         self.monitoring = self._monitoring()
+        self.pipeline = self._pipeline() if config.ci.enabled else None  # last: it reads the stack's resources
 
     # --- the stack's own parts -------------------------------------------------------------------
 
@@ -481,4 +485,39 @@ class EnvironmentStack(TerraformStack):
             keys=AlertKeys(primary=self.keys.alerts, cost=self.keys.cost_alerts, dr=self.keys.dr_alerts),
             pagerduty_url=self.pagerduty_url.string_value if self.pagerduty_url is not None else None,
             providers={"dr": self.dr_provider, "cost": self.global_provider, **chatbot},
+        )
+
+    def _pipeline(self) -> Pipeline:
+        """The CI roles (.github/workflows/infra.yml), trusting only the configured repository."""
+        config, env, ci = self.config, self.config.name, self.config.ci
+        assert ci.github_repository is not None and ci.github_environment is not None
+        monitoring = config.monitoring
+        chatbot = (
+            [monitoring.chatbot_region] if "slack" in (monitoring.critical.route, monitoring.warning.route) else []
+        )
+        return Pipeline(
+            self,
+            "pipeline",
+            props=PipelineProps(
+                env=env,
+                name_prefix=prefix(env),
+                plan_role_name=resource_name(env, "ci-plan", kind="iam_role"),
+                apply_role_name=resource_name(env, "ci-apply", kind="iam_role"),
+                repository=ci.github_repository,
+                github_environment=ci.github_environment,
+                main_branch=ci.main_branch,
+                owns_provider=config.security.owns_account_services,
+                regions=sorted({config.region, config.dr_region, GLOBAL_REGION, *chatbot}),
+                region=config.region,
+                account_id=self.account_id,
+                partition=self.partition,
+                state_bucket=config.state.bucket,
+                state_key=state_key(env),
+                lock_table=config.state.lock_table,
+                state_key_alias=kms_alias(env, "tfstate"),
+                secrets_key_alias=kms_alias(env, "data"),
+                secret_name_prefix=f"{PROJECT}/{env}/",
+                log_group_prefix=log_group_prefix(env),
+            ),
+            stack=self,
         )

@@ -1,4 +1,5 @@
-"""The security module: policy documents, KMS keys, secrets, IAM, the audit trail, account-level services, WAF."""
+"""The security module: policy documents, KMS keys, secrets, IAM, the audit trail, account-level services, WAF,
+the CI pipeline's roles."""
 
 from roi_tf.modules.security.account import AccountServices
 from roi_tf.modules.security.audit import Audit, AuditProps
@@ -17,6 +18,7 @@ from roi_tf.modules.security.kms import (
     KmsKeyProps,
     key_statement,
 )
+from roi_tf.modules.security.pipeline import Pipeline, PipelineProps
 from roi_tf.modules.security.policy import Statement, deny_insecure_transport, policy_document, policy_json
 from roi_tf.modules.security.secrets import Secret, SecretProps, WriteOnly
 from roi_tf.modules.security.waf import WebAcl, WebAclProps
@@ -32,6 +34,8 @@ __all__ = [
     "KmsKeyProps",
     "Operators",
     "OperatorsProps",
+    "Pipeline",
+    "PipelineProps",
     "Secret",
     "SecretProps",
     "ServiceRole",
