@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,12 @@ def run_checked(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]
     )
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-5000:]}"
     return result
+
+
+def run_together(*commands: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """``run_checked`` for independent commands, run at the same time (the slowest test of the suite)."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda command: run_checked(command[0], **command[1]), commands))
 
 
 def last_json(result: subprocess.CompletedProcess[str]) -> Any:
@@ -508,7 +515,19 @@ def test_main_output_is_byte_identical_with_and_without_the_loader(
     node_modules/ is absent) and the session's in-process synth give the same bytes; the fast way really is the
     fast way, and the normal way has the normal package."""
     code = PRELUDE + OTHER_VERSION_MAIN.replace("OUTDIR", repr(str(tmp_path / "normal")))
-    eager = run_checked([sys.executable, "-X", "importtime", "-c", code])
+    # `cdktf synth` runs cdktf.json's app with CDKTF_OUTDIR set: that must be main.py, with the fast loader.
+    config = json.loads((REPO / "cdktf.json").read_text())
+    assert config["language"] == "python"
+    app = shlex.split(config["app"])
+    assert app[-1] == "main.py"
+    if CDKTF_CLI.exists():
+        # The pinned CLI itself (package.json; make test installs it): it runs the app and forwards its stderr.
+        command = ["npx", "--no-install", "cdktf", "synth", "--output", str(tmp_path / "fast")]
+        cli_run = (command, {"PYTHONPROFILEIMPORTTIME": "1", "CHECKPOINT_DISABLE": "1", "CI": "true"})
+    else:
+        cli_run = (app, {"CDKTF_OUTDIR": str(tmp_path / "fast"), "PYTHONPROFILEIMPORTTIME": "1"})
+    eager, cli = run_together(([sys.executable, "-X", "importtime", "-c", code], {}), cli_run)
+    report = cli.stdout + cli.stderr if CDKTF_CLI.exists() else cli.stderr
     assert loader_lines(eager.stderr) == [
         "roi_tf.provider_loader: cdktf-cdktf-provider-aws 21.23.0 is installed, but the fast loader was "
         "written for 21.22.1; using the normal, slow import of cdktf_cdktf_provider_aws"
@@ -524,19 +543,6 @@ def test_main_output_is_byte_identical_with_and_without_the_loader(
         assert set(fast_probe[half]) - hooks - submodule_names == set(normal_package[half]) - submodule_names
         assert hooks <= set(fast_probe[half])
 
-    # `cdktf synth` runs cdktf.json's app with CDKTF_OUTDIR set: that must be main.py, with the fast loader.
-    config = json.loads((REPO / "cdktf.json").read_text())
-    assert config["language"] == "python"
-    app = shlex.split(config["app"])
-    assert app[-1] == "main.py"
-    if CDKTF_CLI.exists():
-        # The pinned CLI itself (package.json; make test installs it): it runs the app and forwards its stderr.
-        command = ["npx", "--no-install", "cdktf", "synth", "--output", str(tmp_path / "fast")]
-        cli = run_checked(command, PYTHONPROFILEIMPORTTIME="1", CHECKPOINT_DISABLE="1", CI="true")
-        report = cli.stdout + cli.stderr
-    else:
-        cli = run_checked(app, CDKTF_OUTDIR=str(tmp_path / "fast"), PYTHONPROFILEIMPORTTIME="1")
-        report = cli.stderr
     normal_modules, fast_modules = imported_submodules(eager.stderr), imported_submodules(report)
     # Both ways really ran: all submodules the normal way, a few dozen the fast way.
     assert len(normal_modules) == PINNED_SUBMODULE_COUNT

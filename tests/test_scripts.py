@@ -107,11 +107,13 @@ def presynthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "done").exists():
             shutil.rmtree(target, ignore_errors=True)
+            from roi_tf.app import synth
+            from roi_tf.config import load_environments
+
             environments = write_environments(target / "environments")
             outdir = target / "cdktf.out"
-            command = [str(REPO / ".venv" / "bin" / "python"), str(REPO / "main.py"), "--outdir", str(outdir),
-                       "--environments-dir", str(environments)]  # fmt: skip
-            subprocess.run(command, env=script_env({}), capture_output=True, check=True, timeout=300)
+            # main.py's synth, in this process: the provider package is imported here already (the session's).
+            synth(load_environments(environments_dir=environments), outdir)
             for env in ENVIRONMENTS:
                 fingerprint.stamp(env, fingerprint.digest(env, environments), outdir)
             (target / "done").touch()
@@ -675,11 +677,16 @@ def test_staging_and_prod_are_refused_without_allowed_account_ids(fake, tmp_path
     assert calls(fake, tmp_path / "out") == []
 
 
-def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, tmp_path: Path) -> None:
+def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, tmp_path: Path, synth_outdir: Path) -> None:
     """Where protection is on (staging here), destroy.sh says exactly which resources Terraform would refuse to
     destroy, and how to destroy on purpose, instead of starting a destroy that fails."""
+    from roi_tf.tools import fingerprint
+
     repository_config = {**fake, "ROI_TF_ENVIRONMENTS_DIR": str(REPO / "environments")}
+    # The session's synth of the shipped configurations, stamped current: the script does not synthesize again.
     outdir = tmp_path / "out"
+    shutil.copytree(synth_outdir, outdir)
+    fingerprint.stamp("staging", fingerprint.digest("staging", REPO / "environments"), outdir)
     done = run("destroy.sh", "staging", "--auto-approve", env={**repository_config, "CDKTF_OUTDIR": str(outdir)})
     assert done.returncode == 1
     stack = json.loads((outdir / "stacks" / "staging" / "cdk.tf.json").read_text())
