@@ -527,26 +527,22 @@ class Pipeline(Construct):
         p = self._props
         iam = f"arn:{p.partition}:iam::{p.account_id}"
         tag = "Environment"
+        # Resources tagged for another environment, and creating or tagging anything for one.
+        tags = {
+            "DenyOtherEnvironmentsResources": "aws:ResourceTag",
+            "DenyTaggingForOtherEnvironments": "aws:RequestTag",
+        }
         return [
-            Statement(
-                sid="DenyOtherEnvironmentsResources",
-                effect="Deny",
-                actions=["*"],
-                resources=["*"],
-                conditions={
-                    ("Null", f"aws:ResourceTag/{tag}"): ["false"],
-                    ("StringNotEquals", f"aws:ResourceTag/{tag}"): [p.env],
-                },
-            ),
-            Statement(
-                sid="DenyTaggingForOtherEnvironments",
-                effect="Deny",
-                actions=["*"],
-                resources=["*"],
-                conditions={
-                    ("Null", f"aws:RequestTag/{tag}"): ["false"],
-                    ("StringNotEquals", f"aws:RequestTag/{tag}"): [p.env],
-                },
+            *(
+                Statement(
+                    sid=sid,
+                    effect="Deny",
+                    actions=["*"],
+                    resources=["*"],
+                    # Only where the tag is there: a negated operator also holds when the key is absent.
+                    conditions={("Null", f"{key}/{tag}"): ["false"], ("StringNotEquals", f"{key}/{tag}"): [p.env]},
+                )
+                for sid, key in tags.items()
             ),
             Statement(
                 sid="DenyIdentityAndAccountChanges",
