@@ -237,6 +237,14 @@ def data_source_actions(types: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({action for t in types for action in DATA_SOURCE_ACTIONS.get(t) or ()}))
 
 
+def _types_in(stack: Construct) -> tuple[set[str], set[str]]:
+    """The resource and data source types in ``stack``: one jsii call per class, not per construct (synth time)."""
+    classes = {type(c) for c in stack.node.find_all()}
+    resources = {c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformResource)}
+    data = {c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformDataSource)}
+    return resources, data
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineProps:
     """Inputs of the pipeline's roles in one environment."""
@@ -280,8 +288,7 @@ class Pipeline(Construct):
             self.provider_arn = DataAwsIamOpenidConnectProvider(
                 self, "github_oidc", url=f"https://{GITHUB_OIDC_HOST}"
             ).arn
-        resource_types = {c.terraform_resource_type for c in stack.node.find_all() if isinstance(c, TerraformResource)}
-        data_types = {c.terraform_resource_type for c in stack.node.find_all() if isinstance(c, TerraformDataSource)}
+        resource_types, data_types = _types_in(stack)
         # A data source of a service the stack does not otherwise use (a hosted zone lookup) needs its reads too.
         self.services = stack_services(resource_types | {t for t in data_types if t not in DATA_SOURCE_ACTIONS})
         self._data_actions = data_source_actions(data_types)
