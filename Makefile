@@ -13,7 +13,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv node synth test lint fmt bench clean
+.PHONY: help venv node synth test lint fmt bench cost docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ lint: $(STAMP) ## ruff + shellcheck
 fmt: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+cost: $(STAMP) ## Estimate each environment's monthly cost from its synthesized stack
+	$(BIN)/python -m roi_tf cost
+
+docs: $(STAMP) ## Regenerate the generated docs (docs/COST_ESTIMATION.md)
+	$(BIN)/python -m roi_tf cost --format markdown > docs/COST_ESTIMATION.md.tmp
+	mv docs/COST_ESTIMATION.md.tmp docs/COST_ESTIMATION.md
 
 bench: $(STAMP) ## Benchmark synthesis against the bare provider import
 	$(BIN)/python benchmarks/synth_bench.py

@@ -397,6 +397,37 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UsageConfig:
+    """Monthly usage the cost estimate prices (``python -m roi_tf cost``): assumptions, reviewed like code.
+
+    Everything else the estimate prices (instances, node types, counts, hours) is read from the synthesized stack.
+    """
+
+    api_requests_millions: float = 1.0  # through CloudFront, both web ACLs and the public load balancer
+    cdn_transfer_gb: float = 50.0  # CloudFront to viewers
+    s3_storage_gb: float = 20.0  # S3 Standard, all buckets together
+    s3_put_thousands: float = 100.0
+    s3_get_thousands: float = 1000.0
+    nat_processed_gb: float = 50.0  # through all NAT gateways
+    endpoint_processed_gb: float = 20.0  # through all interface endpoints
+    load_balancer_lcus: float = 1.0  # average LCUs of each load balancer
+    log_ingestion_gb: float = 10.0  # CloudWatch Logs, all groups
+    log_storage_gb: float = 30.0
+    events_millions: float = 0.5  # event processor invocations (each: an SQS send, receive and delete)
+    event_duration_ms: int = 500  # average Lambda duration
+    sessions_reads_millions: float = 1.0
+    sessions_writes_millions: float = 0.2
+    sessions_storage_gb: float = 1.0
+    database_backup_gb_beyond_free: float = 0.0  # backups beyond the free amount (the provisioned storage)
+    secret_api_calls_thousands: float = 50.0
+    kms_requests_thousands: float = 200.0
+    cloudtrail_data_events_millions: float = 1.0
+    security_hub_checks_thousands: float = 10.0
+    config_items_thousands: float = 5.0
+    ecr_storage_gb: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class CiConfig:
     """The GitHub Actions pipeline (``.github/workflows/infra.yml``): who may plan and apply this environment."""
 
@@ -433,6 +464,7 @@ class EnvironmentConfig:
     storage: StorageConfig
     monitoring: MonitoringConfig = MonitoringConfig()  # default: alarms and dashboards, alerts routed nowhere
     ci: CiConfig = CiConfig()  # default: no pipeline roles (deploys from operators' machines only)
+    usage: UsageConfig = UsageConfig()  # the cost estimate's assumptions (defaults: a small environment)
     # The standby VPC in dr_region; default: none (only copies of data live there).
     dr_networking: NetworkingConfig | None = None
     description: str = ""
@@ -580,6 +612,7 @@ class _Loader:
         storage = self._storage(expected_name, self.section(data, "storage"))
         monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
         ci = self._ci(expected_name, data.get("ci", {}))
+        usage = UsageConfig(**{**_schema_defaults(self.schema["properties"]["usage"]), **data.get("usage", {})})
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -614,6 +647,7 @@ class _Loader:
             storage=storage,
             monitoring=monitoring,
             ci=ci,
+            usage=usage,
             dr_networking=dr_networking,
         )
 

@@ -46,7 +46,8 @@ def expected_files(source: Path) -> set[str]:
         for path in (source / PACKAGE).rglob("*.py")
         if "__pycache__" not in path.parts
     }
-    return modules | {f"{PACKAGE}/{name}" for name in PACKAGE_DATA}
+    data = {path.relative_to(source).as_posix() for path in (source / PACKAGE / "tools" / "data").glob("*.json")}
+    return modules | data | {f"{PACKAGE}/{name}" for name in PACKAGE_DATA}
 
 
 def missing(expected: set[str], wheel_names: list[str]) -> set[str]:
