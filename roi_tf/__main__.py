@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-TOOLS = {"cost": "roi_tf.tools.cost"}
+TOOLS = {"cost": "roi_tf.tools.cost", "diagram": "roi_tf.tools.diagram", "diff": "roi_tf.tools.envdiff"}
 
 
 def main(argv: list[str]) -> int:
