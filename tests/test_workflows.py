@@ -220,6 +220,26 @@ def test_main_applies_dev_then_staging_then_the_reviewed_prod_plan(
     assert names.index(download["uses"]) < next(i for i, n in enumerate(names) if "scripts/deploy.sh" in n)
 
 
+def test_pull_requests_see_the_cost_estimate_and_fail_over_budget(workflow) -> None:
+    plan = steps(workflow["jobs"]["plan"])
+    runs = [step.get("run", "") for step in plan]
+    (post,) = [run for run in runs if "gh pr comment" in run]
+    assert '.venv/bin/python -m roi_tf cost "$ENV_NAME"\n' in post  # the table, in the comment
+    (gate,) = [run for run in runs if "--fail-over-budget" in run]
+    assert gate.startswith('.venv/bin/python -m roi_tf cost "$ENV_NAME" --fail-over-budget')
+    assert runs.index(post) < runs.index(gate)  # the estimate is posted even when it is over budget
+    assert {"--fail-over-budget"} <= set(cost_flags())
+
+
+def cost_flags() -> list[str]:
+    from roi_tf.tools import cost
+
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "roi_tf", "cost", "--help"], cwd=REPO,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert cost.__name__ and "usage: python -m roi_tf cost" in done.stdout
+    return re.findall(r"--[a-z-]+", done.stdout)
+
+
 def test_every_deploy_flag_exists(workflow) -> None:
     accepted = script_flags("deploy")
     calls = [call for job in workflow["jobs"].values() for call in deploy_calls(job)]
