@@ -51,9 +51,10 @@ fmt: $(STAMP) ## Format the code
 cost: $(STAMP) ## Estimate each environment's monthly cost from its synthesized stack
 	$(BIN)/python -m roi_tf cost
 
-docs: $(STAMP) ## Regenerate the generated docs (docs/COST_ESTIMATION.md)
+docs: $(STAMP) ## Regenerate the generated docs (docs/COST_ESTIMATION.md, the diagrams in docs/ARCHITECTURE.md)
 	$(BIN)/python -m roi_tf cost --format markdown > docs/COST_ESTIMATION.md.tmp
 	mv docs/COST_ESTIMATION.md.tmp docs/COST_ESTIMATION.md
+	$(BIN)/python -m roi_tf diagram --update-docs docs/ARCHITECTURE.md
 
 bench: $(STAMP) ## Benchmark synthesis against the bare provider import
 	$(BIN)/python benchmarks/synth_bench.py

@@ -102,26 +102,59 @@ class Scan:
         return [c for c in self.report["results"][kind] if not (skipping and c["check_id"] in self.skips)]
 
 
-def scan(scope: Scope, stacks: dict[str, Stack], tmp: Path) -> Scan:
-    settings = yaml.safe_load(scope.config.read_text())
+def without_skips(config: Path, tmp: Path) -> Path:
+    settings = yaml.safe_load(config.read_text())
     settings.pop("skip-check", None)
-    unskipped = tmp / f"{scope.config.stem}.without-skips.yaml"
+    unskipped = tmp / f"{config.stem}.without-skips.yaml"
     unskipped.write_text(yaml.safe_dump(settings))
-    (report,) = run_checkov(unskipped, [stacks[name].path for name in scope.stacks])
+    return unskipped
+
+
+def only(report: dict, directories: set[str]) -> dict:
+    """The part of a report about the files in these directories (a stack's, or a control's)."""
+    results = {
+        kind: [c for c in checks if Path(c["file_path"]).parent.name in directories]
+        for kind, checks in report["results"].items()
+        if kind != "parsing_errors"
+    }
+    results["parsing_errors"] = [
+        p for p in report["results"].get("parsing_errors", []) if Path(p).parent.name in directories
+    ]
+    return {
+        **report,
+        "results": results,
+        "summary": {**report["summary"], "parsing_errors": len(results["parsing_errors"])},
+    }
+
+
+@pytest.fixture(scope="module")
+def full_report(
+    stacks: dict[str, Stack], controls: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """One checkov run (its start-up is most of the cost) over every stack of both scopes and the two controls,
+    without skip lists: the scopes' configs differ only in their skips, which the tests apply per scope."""
+    tmp = tmp_path_factory.mktemp("checkov")
+    unskipped = {without_skips(scope.config, tmp).read_text() for scope in SCOPES.values()}
+    assert len(unskipped) == 1, "the scopes' configs differ beyond their skip lists: scan them separately"
+    paths = [stacks[name].path for scope in SCOPES.values() for name in scope.stacks] + list(controls)
+    (report,) = run_checkov(without_skips(SCOPES["env"].config, tmp), paths)
     # With nothing scanned (another framework, no file found), checkov prints a bare summary, no results.
-    assert report.get("check_type") == "terraform_json", f"{scope.config.name}: nothing scanned: {report}"
-    return Scan(scope, report, frozenset(skipped_ids(scope.config)))
+    assert report.get("check_type") == "terraform_json", f"nothing scanned: {report}"
+    return report
 
 
-# Module-scoped: one checkov run per scope (several seconds each), shared by the tests below.
-@pytest.fixture(scope="module")
-def env_scan(stacks: dict[str, Stack], tmp_path_factory: pytest.TempPathFactory) -> Scan:
-    return scan(SCOPES["env"], stacks, tmp_path_factory.mktemp("checkov-env"))
+def scan(scope: Scope, report: dict) -> Scan:
+    return Scan(scope, only(report, set(scope.stacks)), frozenset(skipped_ids(scope.config)))
 
 
 @pytest.fixture(scope="module")
-def state_scan(stacks: dict[str, Stack], tmp_path_factory: pytest.TempPathFactory) -> Scan:
-    return scan(SCOPES["state"], stacks, tmp_path_factory.mktemp("checkov-state"))
+def env_scan(full_report: dict) -> Scan:
+    return scan(SCOPES["env"], full_report)
+
+
+@pytest.fixture(scope="module")
+def state_scan(full_report: dict) -> Scan:
+    return scan(SCOPES["state"], full_report)
 
 
 @pytest.fixture(params=sorted(SCOPES))
@@ -182,8 +215,8 @@ def test_skip_check_is_the_only_filter_in_the_config(scope: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def control_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
-    """Both controls in one checkov run: a misconfigured stack and one checkov cannot parse."""
+def controls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two controls, scanned with the stacks: a misconfigured stack and one checkov cannot parse."""
     misconfigured = {
         "resource": {
             "aws_security_group": {
@@ -219,8 +252,18 @@ def control_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path
         path.parent.mkdir()
         path.write_text(json.dumps(content))
         paths.append(path)
-    (report,) = run_checkov(SCOPES["env"].config, paths)
-    return report, paths[0], paths[1]
+    return paths[0], paths[1]
+
+
+@pytest.fixture(scope="module")
+def control_report(full_report: dict, controls: tuple[Path, Path]) -> tuple[dict, Path, Path]:
+    """The controls' part of the run, with the environment stacks' skips applied (as the gate applies them)."""
+    skips = skipped_ids(SCOPES["env"].config)
+    report = only(full_report, {path.parent.name for path in controls})
+    results = {
+        k: [c for c in v if k == "parsing_errors" or c["check_id"] not in skips] for k, v in report["results"].items()
+    }
+    return {**report, "results": results}, *controls
 
 
 def test_the_gate_fails_on_a_misconfigured_resource(control_report: tuple[dict, Path, Path]) -> None:
