@@ -555,6 +555,46 @@ def _schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {name: prop["default"] for name, prop in schema.get("properties", {}).items() if "default" in prop}
 
 
+class _Object(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers the keys given more than once (``json`` silently keeps the last)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.duplicates: list[str] = []
+        for key, value in pairs:
+            if key in self and key not in self.duplicates:
+                self.duplicates.append(key)
+            self[key] = value
+
+
+def _duplicate_keys(value: Any, where: str) -> list[tuple[str, str]]:
+    """(JSON path of the object, key) of every key given twice, in document order."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, _Object):
+        found += [(where, key) for key in value.duplicates]
+        for key, item in value.items():
+            found += _duplicate_keys(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            found += _duplicate_keys(item, f"{where}[{n}]")
+    return found
+
+
+# What AWS accepts in a tag key or value: letters, digits and spaces (any script), and _ . : / = + - @.
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def tag_problem(value: str) -> str | None:
+    """Why AWS would refuse ``value`` as a tag value, or None."""
+    bad = sorted({c for c in value if not (c.isalnum() or c == " " or c in TAG_PUNCTUATION)})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"{value!r} has {shown}, which AWS tags refuse (letters, digits, spaces and _ . : / = + - @ only)"
+    if value != value.strip():
+        return f"{value!r} starts or ends with a space (AWS strips it, so the tag would differ from the config)"
+    return None
+
+
 class _Loader:
     """Validates one environment file; collects problems instead of stopping at the first."""
 
@@ -570,7 +610,7 @@ class _Loader:
 
     def read(self) -> Any:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             self.problem(None, "file not found")
             return None
@@ -578,10 +618,22 @@ class _Loader:
             self.problem(None, f"cannot read: {exc.strerror}")
             return None
         try:
-            return json.loads(text)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            self.problem(
+                None, f"not UTF-8: byte 0x{raw[exc.start]:02x} at line {line}, column {column} (save the file as UTF-8)"
+            )
+            return None
+        try:
+            data = json.loads(text, object_pairs_hook=_Object)
         except json.JSONDecodeError as exc:
             self.problem(None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
             return None
+        for where, key in _duplicate_keys(data, "$"):
+            self.problem(f"{where}.{key}", "given twice in the same object (JSON keeps only the last one): remove one")
+        return data  # duplicates are problems: the file is schema-checked, never built
 
     def validate_schema(self, data: Any) -> None:
         validator = jsonschema.Draft202012Validator(self.schema)
@@ -599,6 +651,9 @@ class _Loader:
         if data["region"] == data["dr_region"]:
             self.problem("$.dr_region", f"must differ from region {data['region']!r}")
 
+        for field_name, value in data["tags"].items():
+            if (why := tag_problem(value)) is not None:
+                self.problem(f"$.tags.{field_name}", why)
         state = StateConfig(**self.section(data, "state"))
         protection = ProtectionConfig(**self.section(data, "protection"))
         networking = self._networking(self.section(data, "networking"))

@@ -724,6 +724,14 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "'^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$'"
         ],
     ),
+    "tag value AWS refuses": (
+        "dev",
+        set_path("tags", "owner", value="devops, platform"),
+        [
+            "environments/dev.json: $.tags.owner: 'devops, platform' has ',', which AWS tags refuse (letters, digits, "
+            "spaces and _ . : / = + - @ only)"
+        ],
+    ),
     "redis page at or below its warning": (
         "staging",
         set_path("monitoring", "thresholds", value={"memory_percent": 85, "redis_memory_critical_percent": 85}),
@@ -770,6 +778,17 @@ RAW_INPUTS: dict[str, tuple[str, Callable[[Path], None], str]] = {
         lambda path: path.write_text('{\n  "environment": "staging",\n  oops\n}\n'),
         "environments/staging.json: invalid JSON at line 3, column 3: Expecting property name enclosed in double "
         "quotes",
+    ),
+    "not UTF-8": (
+        "prod",
+        lambda path: path.write_bytes(path.read_bytes().replace(b'"platform"', b'"plat\xe9form"', 1)),
+        "environments/prod.json: not UTF-8: byte 0xe9 at line 7, column 32 (save the file as UTF-8)",
+    ),
+    "key given twice": (
+        "staging",
+        lambda path: path.write_text(path.read_text().replace('"az_count": 2,', '"az_count": 2, "az_count": 3,', 1)),
+        "environments/staging.json: $.networking.az_count: given twice in the same object (JSON keeps only the last "
+        "one): remove one",
     ),
     "unreadable file": (
         "dev",
@@ -1115,3 +1134,21 @@ def test_a_zone_apex_is_in_its_zone_and_a_lookalike_is_not(problems_after, secti
     assert problems_after("prod", named("xroisystems.com")) == [
         f"{where}.domain_name: xroisystems.com is not in the zone roisystems.com"
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("devops@roisystems.com", True),
+        ("platform", True),
+        ("Zoë Müller / équipe données", True),  # letters of any script, spaces, slash
+        ("team:a=b+c-d_e.f", True),
+        ("devops, platform", False),
+        ("cost#center", False),
+        ("owner <devops>", False),
+        (" platform", False),  # AWS strips surrounding spaces: the tag would not match the config
+        ("platform\t", False),
+    ],
+)
+def test_tag_values_follow_awss_character_set(value: str, accepted: bool) -> None:
+    assert (cfg.tag_problem(value) is None) is accepted
