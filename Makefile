@@ -11,7 +11,8 @@ NODE_STAMP := node_modules/.installed
 
 # jsii prints an end-of-life banner on Node 20; Node 22+ is recommended (README).
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is cached (__pycache__/, git-ignored): the suite starts Python a few hundred times.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help venv node synth test lint fmt bench cost docs clean
 

@@ -13,10 +13,11 @@ the (slow) provider package is imported.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -555,6 +556,21 @@ def _schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {name: prop["default"] for name, prop in schema.get("properties", {}).items() if "default" in prop}
 
 
+# Data AWS publishes, kept in the repository with its source and the date it was read (roi_tf/data/).
+AWS_DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@functools.cache
+def aws_data(name: str) -> Mapping[str, Any]:
+    """``roi_tf/data/<name>.json``: AZ IDs per Region, the instance classes and node types AWS offers."""
+    return json.loads((AWS_DATA_DIR / f"{name}.json").read_text())
+
+
+def node_family(node_type: str) -> str:
+    """``cache.r5.large`` -> ``r5``; ``db.t4g.micro`` -> ``t4g``."""
+    return node_type.split(".")[1]
+
+
 class _Object(dict):  # type: ignore[type-arg]
     """A JSON object that remembers the keys given more than once (``json`` silently keeps the last)."""
 
@@ -656,7 +672,7 @@ class _Loader:
                 self.problem(f"$.tags.{field_name}", why)
         state = StateConfig(**self.section(data, "state"))
         protection = ProtectionConfig(**self.section(data, "protection"))
-        networking = self._networking(self.section(data, "networking"))
+        networking = self._networking(self.section(data, "networking"), data["region"])
         dr_networking = self._dr_networking(data, networking)
         compute = self._compute(expected_name, data["region"], self.section(data, "compute"))
         cdn = self._cdn(self.section(data, "cdn"), compute.load_balancer)
@@ -675,6 +691,7 @@ class _Loader:
                 "needs dr_networking: the replica lives in a VPC in dr_region",
             )
         self._check_cache(cache)
+        self._check_classes(database, cache)
         self._check_disposable(expected_name, security)
         self._check_protection(protection, database, sessions)
         self._check_production(expected_name, protection, networking, database, cache, sessions, security, storage)
@@ -706,7 +723,7 @@ class _Loader:
             dr_networking=dr_networking,
         )
 
-    def _networking(self, raw: dict[str, Any], where: str = "$.networking") -> NetworkingConfig | None:
+    def _networking(self, raw: dict[str, Any], region: str, where: str = "$.networking") -> NetworkingConfig | None:
         try:
             vpc_cidr = ipaddress.IPv4Network(raw["vpc_cidr"])
         except ValueError as exc:
@@ -719,6 +736,7 @@ class _Loader:
 
         az_count, nat_count = raw["az_count"], raw["nat_gateway_count"]
         zone_ids = tuple(raw["availability_zone_ids"])
+        self._check_zones(f"{where}.availability_zone_ids", zone_ids, region)
         if len(zone_ids) != az_count:
             self.problem(
                 f"{where}.availability_zone_ids",
@@ -768,7 +786,7 @@ class _Loader:
             "nat_gateway_count": 0,
             "interface_endpoints": [],
         }
-        dr = self._networking(merged, where="$.dr_networking")
+        dr = self._networking(merged, data["dr_region"], where="$.dr_networking")
         if dr is not None and dr.vpc_cidr.overlaps(primary.vpc_cidr):
             self.problem(
                 "$.dr_networking.vpc_cidr",
@@ -1017,6 +1035,39 @@ class _Loader:
             )
         if _duration(daily_window_minutes(db.backup_window)[0]) < MIN_WINDOW_MINUTES:
             self.problem("$.database.backup_window", f"{db.backup_window} is shorter than {MIN_WINDOW_MINUTES} minutes")
+
+    def _check_zones(self, where: str, zone_ids: Sequence[str], region: str) -> None:
+        """Each AZ ID is one AWS lists for the region (a zone of another region fails only at apply)."""
+        zones = aws_data("az_ids")
+        known = zones["regions"].get(region)
+        if known is None:
+            self.problem(
+                where,
+                f"no AZ IDs of {region} in roi_tf/data/az_ids.json (AWS's list, read {zones['read']}): "
+                f"add the region's from {zones['source']}, or check the region",
+            )
+            return
+        for n, zone in enumerate(zone_ids):
+            if zone not in known:
+                self.problem(f"{where}[{n}]", f"{zone!r} is not an AZ ID of {region} (AWS lists {', '.join(known)})")
+
+    def _check_classes(self, db: DatabaseConfig, cache: CacheConfig) -> None:
+        """Sizes AWS offers for the engine, and the features they support (roi_tf/data/instance_classes.json)."""
+        classes = aws_data("instance_classes")
+        offered = classes["rds_postgres"]["classes"]
+        if db.instance_class not in offered:
+            self.problem(
+                "$.database.instance_class",
+                f"{db.instance_class!r} is not a DB instance class RDS for PostgreSQL offers "
+                f"(AWS's list, read {classes['read']}: {classes['rds_postgres']['source']})",
+            )
+        nodes = classes["elasticache_node_types"]
+        if cache.node_type not in nodes["node_types"]:
+            self.problem(
+                "$.cache.node_type",
+                f"{cache.node_type!r} is not a node type ElastiCache offers (AWS's list, read {classes['read']}: "
+                f"{nodes['source']})",
+            )
 
     def _check_cache(self, cache: CacheConfig) -> None:
         if windows_overlap(

@@ -732,6 +732,58 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "spaces and _ . : / = + - @ only)"
         ],
     ),
+    "zone of another region": (
+        "prod",
+        set_path("networking", "availability_zone_ids", value=["use1-az1", "usw2-az1"]),
+        [
+            "environments/prod.json: $.networking.availability_zone_ids[1]: 'usw2-az1' is not an AZ ID of us-east-1 "
+            "(AWS lists use1-az1, use1-az2, use1-az3, use1-az4, use1-az5, use1-az6)"
+        ],
+    ),
+    "DR zone of the primary region": (
+        "prod",
+        set_path("dr_networking", "availability_zone_ids", value=["use1-az1", "usw2-az2"]),
+        [
+            "environments/prod.json: $.dr_networking.availability_zone_ids[0]: 'use1-az1' is not an AZ ID of "
+            "us-west-2 (AWS lists usw2-az1, usw2-az2, usw2-az3, usw2-az4)"
+        ],
+    ),
+    "zone AWS does not list": (
+        "staging",
+        set_path("networking", "availability_zone_ids", value=["use1-az1", "use1-az7"]),
+        [
+            "environments/staging.json: $.networking.availability_zone_ids[1]: 'use1-az7' is not an AZ ID of "
+            "us-east-1 (AWS lists use1-az1, use1-az2, use1-az3, use1-az4, use1-az5, use1-az6)"
+        ],
+    ),
+    "region missing from the AZ data": (
+        "prod",
+        lambda d: d.update(dr_region="xx-north-9"),
+        [
+            "environments/prod.json: $.dr_networking.availability_zone_ids: no AZ IDs of xx-north-9 in "
+            "roi_tf/data/az_ids.json (AWS's list, read 2026-11-26): add the region's from "
+            "https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-availability-zones.html, or check "
+            "the region"
+        ],
+    ),
+    "instance class RDS does not offer": (
+        "prod",
+        set_path("database", "instance_class", value="db.r5.3xlarge"),
+        [
+            "environments/prod.json: $.database.instance_class: 'db.r5.3xlarge' is not a DB instance class RDS for "
+            "PostgreSQL offers (AWS's list, read 2026-11-26: "
+            "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.DBInstanceClass.Support.html)"
+        ],
+    ),
+    "node type ElastiCache does not offer": (
+        "dev",
+        set_path("cache", "node_type", value="cache.t4g.xlarge"),
+        [
+            "environments/dev.json: $.cache.node_type: 'cache.t4g.xlarge' is not a node type ElastiCache offers "
+            "(AWS's list, read 2026-11-26: "
+            "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheNodes.SupportedTypes.html)"
+        ],
+    ),
     "redis page at or below its warning": (
         "staging",
         set_path("monitoring", "thresholds", value={"memory_percent": 85, "redis_memory_critical_percent": 85}),
@@ -1086,6 +1138,7 @@ def test_a_load_balancer_certificate_must_be_in_the_environments_own_region(prob
     def moved(certificate_region: str) -> Callable[[dict], None]:
         def change(data: dict) -> None:
             data["region"] = "eu-west-1"
+            data["networking"]["availability_zone_ids"] = ["euw1-az1", "euw1-az2"]
             data["compute"]["load_balancer"] = {
                 "certificate_arn": CERTIFICATE.replace("us-east-1", certificate_region),
                 "ingress": "cloudfront",

@@ -46,7 +46,11 @@ def expected_files(source: Path) -> set[str]:
         for path in (source / PACKAGE).rglob("*.py")
         if "__pycache__" not in path.parts
     }
-    data = {path.relative_to(source).as_posix() for path in (source / PACKAGE / "tools" / "data").glob("*.json")}
+    data = {
+        path.relative_to(source).as_posix()
+        for folder in (source / PACKAGE / "data", source / PACKAGE / "tools" / "data")
+        for path in folder.glob("*.json")
+    }
     return modules | data | {f"{PACKAGE}/{name}" for name in PACKAGE_DATA}
 
 
