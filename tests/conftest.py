@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,3 +313,21 @@ def state_stack(stacks: dict[str, Stack], env: str) -> Stack:
 @pytest.fixture
 def config(configs: dict[str, EnvironmentConfig], env: str) -> EnvironmentConfig:
     return configs[env]
+
+
+@pytest.fixture
+def current_outdir(synth_outdir: Path, tmp_path: Path) -> Path:
+    """The session's stacks, stamped current for the shipped configs: a tool reading them does not synthesize."""
+    from roi_tf.tools import fingerprint
+
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(synth_outdir, outdir)
+    for env in ENVIRONMENTS:
+        fingerprint.stamp(env, fingerprint.digest(env, REPO / "environments"), outdir)
+    return outdir
+
+
+def run_tool(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m roi_tf TOOL ARGS`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "roi_tf", tool, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip

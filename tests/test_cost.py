@@ -5,17 +5,16 @@ provenance, the generated docs/COST_ESTIMATION.md, and the command line."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from conftest import REPO, Stack
+from conftest import REPO, Stack, run_tool
 from roi_tf.config import ENVIRONMENTS, EnvironmentConfig
 from roi_tf.tools import cost, fingerprint
 from roi_tf.tools.cost import NO_CHARGE, NOT_PRICED, PRICED, Prices, estimate
@@ -234,19 +233,7 @@ def test_the_committed_cost_document_is_current(estimates, prices, configs) -> N
     assert DOC.read_text() == expected, "docs/COST_ESTIMATION.md is stale: run `make docs`"
 
 
-@pytest.fixture
-def current_outdir(synth_outdir: Path, tmp_path: Path) -> Path:
-    """The session's stacks, stamped current for the shipped configs: the command does not synthesize again."""
-    outdir = tmp_path / "cdktf.out"
-    shutil.copytree(synth_outdir, outdir)
-    for env in ENVIRONMENTS:
-        fingerprint.stamp(env, fingerprint.digest(env, REPO / "environments"), outdir)
-    return outdir
-
-
-def run_cost(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "roi_tf", "cost", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+run_cost = functools.partial(run_tool, "cost")
 
 
 def test_the_command_prints_tables_json_and_exit_codes(current_outdir: Path, tmp_path: Path) -> None:

@@ -4,19 +4,17 @@ blocks of docs/ARCHITECTURE.md, and the command line."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO, Stack
+from conftest import REPO, Stack, run_tool
 from roi_tf.config import ENVIRONMENTS
-from roi_tf.tools import diagram, fingerprint
+from roi_tf.tools import diagram
 from roi_tf.tools.diagram import INTERNET, Diagram
 
 DOC = REPO / "docs" / "ARCHITECTURE.md"
@@ -257,19 +255,7 @@ def test_update_document_rewrites_only_the_marked_blocks() -> None:
 # --- The command line --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def current_outdir(synth_outdir: Path, tmp_path: Path) -> Path:
-    """The session's stacks, stamped current for the shipped configs: the command does not synthesize again."""
-    outdir = tmp_path / "cdktf.out"
-    shutil.copytree(synth_outdir, outdir)
-    for env in ENVIRONMENTS:
-        fingerprint.stamp(env, fingerprint.digest(env, REPO / "environments"), outdir)
-    return outdir
-
-
-def run_diagram(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "roi_tf", "diagram", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+run_diagram = functools.partial(run_tool, "diagram")
 
 
 def test_the_command_prints_the_diagram_and_exit_codes(current_outdir: Path, stacks, tmp_path: Path, capsys) -> None:

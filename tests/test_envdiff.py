@@ -5,21 +5,18 @@ against itself; the walk on hand-made cases; the table, the JSON and its schema;
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import shutil
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from conftest import REPO, Stack
+from conftest import Stack, run_tool
 from roi_tf.config import ENVIRONMENTS, BucketConfig
-from roi_tf.tools import envdiff, fingerprint
+from roi_tf.tools import envdiff
 
 
 @pytest.fixture(scope="module")
@@ -157,19 +154,7 @@ def test_the_json_follows_its_schema_and_a_broken_document_fails(staging_prod, s
 # --- The command line --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def current_outdir(synth_outdir: Path, tmp_path: Path) -> Path:
-    """The session's stacks, stamped current for the shipped configs: the command does not synthesize again."""
-    outdir = tmp_path / "cdktf.out"
-    shutil.copytree(synth_outdir, outdir)
-    for env in ENVIRONMENTS:
-        fingerprint.stamp(env, fingerprint.digest(env, REPO / "environments"), outdir)
-    return outdir
-
-
-def run_diff(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "roi_tf", "diff", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+run_diff = functools.partial(run_tool, "diff")
 
 
 def test_the_command_prints_json_tables_and_exit_codes(current_outdir, staging_prod, schema, capsys) -> None:
