@@ -692,6 +692,7 @@ class _Loader:
             )
         self._check_cache(cache)
         self._check_classes(database, cache)
+        self._check_versions(cache, compute.gpu_training)
         self._check_disposable(expected_name, security)
         self._check_protection(protection, database, sessions)
         self._check_production(expected_name, protection, networking, database, cache, sessions, security, storage)
@@ -1068,6 +1069,29 @@ class _Loader:
                 f"{cache.node_type!r} is not a node type ElastiCache offers (AWS's list, read {classes['read']}: "
                 f"{nodes['source']})",
             )
+
+    def _check_versions(self, cache: CacheConfig, gpu: GpuTrainingConfig) -> None:
+        """Engine versions and GPU instance types AWS offers (roi_tf/data/engines.json, its sources inside).
+        RDS's PostgreSQL versions are not checked: no source for them could be read offline (docs/VALIDATION.md)."""
+        engines = aws_data("engines")
+        offered = [
+            ("$.cache.engine_version", cache.engine_version, "elasticache_redis_versions",
+             "a Redis OSS version ElastiCache offers"),
+        ]  # fmt: skip
+        if gpu.enabled:
+            offered.append(
+                ("$.compute.gpu_training.instance_type", gpu.instance_type, "ec2_gpu_instance_types",
+                 "a GPU instance type EC2 offers")
+            )  # fmt: skip
+        for where, value, key, what in offered:
+            data = engines[key]
+            known = data.get("versions", data.get("instance_types"))
+            if value not in known:
+                self.problem(
+                    where,
+                    f"{value!r} is not {what} (AWS's list, read {engines['read']}: {', '.join(known)}; "
+                    f"{data['source']})",
+                )
 
     def _check_cache(self, cache: CacheConfig) -> None:
         if windows_overlap(

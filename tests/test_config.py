@@ -266,6 +266,11 @@ def set_path(*keys: str, value: Any) -> Callable[[dict], None]:
     return change
 
 
+_ENGINES = json.loads((REPO / "roi_tf" / "data" / "engines.json").read_text())["ec2_gpu_instance_types"]
+GPU_TYPE_MESSAGE = [
+    "environments/prod.json: $.compute.gpu_training.instance_type: 'g4dn.3xlarge' is not a GPU instance type EC2 "
+    f"offers (AWS's list, read 2026-11-26: {', '.join(_ENGINES['instance_types'])}; {_ENGINES['source']})"
+]
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 # case -> (the environment file(s) to edit, the edit, the expected messages in order).
 BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None, list[str]]] = {
@@ -783,6 +788,20 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "(AWS's list, read 2026-11-26: "
             "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheNodes.SupportedTypes.html)"
         ],
+    ),
+    "Redis version ElastiCache does not offer": (
+        "prod",
+        set_path("cache", "engine_version", value="7.9"),
+        [
+            "environments/prod.json: $.cache.engine_version: '7.9' is not a Redis OSS version ElastiCache offers "
+            "(AWS's list, read 2026-11-26: 7.0, 7.1; "
+            "https://docs.aws.amazon.com/fr_fr/AmazonElastiCache/latest/red-ug/supported-engine-versions.html)"
+        ],
+    ),
+    "GPU instance type EC2 does not offer": (
+        "prod",
+        lambda d: d["compute"]["gpu_training"].update(instance_type="g4dn.3xlarge"),
+        GPU_TYPE_MESSAGE,
     ),
     "redis page at or below its warning": (
         "staging",
