@@ -286,3 +286,17 @@ def test_a_stale_output_is_synthesized_first_with_a_progress_line(
     # Now current: read, not synthesized again.
     assert cost.main(["staging", "--outdir", str(tmp_path / "out")]) == 0
     assert synthesized == [["staging"]] and capsys.readouterr().err == ""
+
+
+def test_a_configuration_error_is_reported_not_raised(tmp_path: Path) -> None:
+    environments = tmp_path / "environments"
+    shutil.copytree(REPO / "environments", environments)
+    prod = json.loads((environments / "prod.json").read_text())
+    prod["networking"]["az_count"] = 1
+    (environments / "prod.json").write_text(json.dumps(prod))
+    done = run_cost("prod", "--environments-dir", str(environments), "--outdir", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: {environments / 'prod.json'}: $.networking.az_count: 1 is less than the minimum of 2"
+    ]
+    assert not (tmp_path / "out").exists()  # nothing synthesized

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS, ConfigError, EnvironmentConfig, UsageConfig
+from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS, EnvironmentConfig, UsageConfig
 
 DATA = Path(__file__).resolve().parent / "data"
 PRICES = DATA / "aws_prices.json"
@@ -712,14 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     envs = [env for env in ENVIRONMENTS if env in (args.environments or ENVIRONMENTS)]
     from roi_tf.tools import synthesized
 
+    loaded = synthesized.load_for_command(envs, outdir=args.outdir, environments_dir=args.environments_dir)
+    if loaded is None:
+        return 2
+    configs, stacks = loaded
     try:
-        configs, stacks = synthesized.load(envs, outdir=args.outdir, environments_dir=args.environments_dir)
         prices = Prices.load()
         estimates = [estimate(stacks[env], configs[env], prices) for env in envs]
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
     except PriceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

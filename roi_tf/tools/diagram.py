@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS, ConfigError
+from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS
 
 Ref = tuple[str, str]  # (resource type, logical name)
 
@@ -441,12 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     envs = [args.environment] if args.environment else list(ENVIRONMENTS)
     from roi_tf.tools import synthesized
 
-    try:
-        _, stacks = synthesized.load(envs, outdir=args.outdir, environments_dir=args.environments_dir)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    loaded = synthesized.load_for_command(envs, outdir=args.outdir, environments_dir=args.environments_dir)
+    if loaded is None:
         return 2
+    _, stacks = loaded
     if args.update_docs is None:
         print(mermaid(stacks[envs[0]]), end="")
         return 0

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS, ConfigError, EnvironmentConfig
+from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ENVIRONMENTS, EnvironmentConfig
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "envdiff.schema.json"
 SKIPPED = frozenset({"name", "source"})  # of EnvironmentConfig: they differ by definition
@@ -169,12 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     envs = [env for env in ENVIRONMENTS if env in (args.left, args.right)]
     from roi_tf.tools import synthesized
 
-    try:
-        configs, stacks = synthesized.load(envs, outdir=args.outdir, environments_dir=args.environments_dir)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    loaded = synthesized.load_for_command(envs, outdir=args.outdir, environments_dir=args.environments_dir)
+    if loaded is None:
         return 2
+    configs, stacks = loaded
     document = diff(configs[args.left], configs[args.right], stacks[args.left], stacks[args.right])
     print(json.dumps(document, indent=2) if args.format == "json" else as_table(document))
     return 0

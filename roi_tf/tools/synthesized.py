@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, EnvironmentConfig, load_environments
+from roi_tf.config import DEFAULT_ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_environments
 from roi_tf.tools import fingerprint
 
 DEFAULT_OUTDIR = Path("cdktf.out")
@@ -43,3 +43,15 @@ def load(
         progress(f"synthesized {', '.join(stale)}")
     stacks = {env: json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text()) for env in envs}
     return configs, stacks
+
+
+def load_for_command(
+    envs: Sequence[str], *, outdir: Path, environments_dir: Path
+) -> tuple[dict[str, EnvironmentConfig], dict[str, Mapping[str, Any]]] | None:
+    """``load`` for a command line: bad configuration printed one problem per line (then None: exit 2)."""
+    try:
+        return load(envs, outdir=outdir, environments_dir=environments_dir)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return None
