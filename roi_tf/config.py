@@ -596,6 +596,10 @@ def _duplicate_keys(value: Any, where: str) -> list[tuple[str, str]]:
     return found
 
 
+# The Environment tag of what exists once per account and every environment of the account reads (the GitHub OIDC
+# provider, the GuardDuty detector): no environment's name (the schema's names have no hyphen).
+ACCOUNT_SCOPE = "shared-account"
+
 # What AWS accepts in a tag key or value: letters, digits and spaces (any script), and _ . : / = + - @.
 TAG_PUNCTUATION = frozenset("_.:/=+-@")
 

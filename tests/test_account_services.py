@@ -47,6 +47,7 @@ def test_guardduty_runs_where_configured_with_s3_and_rds_protection(stack: Stack
         assert {k: v for k, v in detector.items() if k not in ("//", "provider", "lifecycle")} == {
             "enable": True,
             "finding_publishing_frequency": "FIFTEEN_MINUTES",
+            "tags": {"Environment": "shared-account"},  # read by the account's other environments (test_pipeline.py)
         }, name
         features = {
             f["name"]: f["status"]

@@ -8,13 +8,14 @@ simulated: what it must not reach is asserted as an *explicit* deny, which no ma
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 import policy_sim
 from conftest import Stack
-from roi_tf.config import EnvironmentConfig
+from roi_tf.config import ACCOUNT_SCOPE, ENVIRONMENTS, EnvironmentConfig, load_schema
 from roi_tf.modules.security.pipeline import (
     ATTACHABLE_MANAGED_POLICIES,
     DATA_SOURCE_ACTIONS,
@@ -116,9 +117,33 @@ def test_an_environment_sharing_the_account_looks_the_provider_up(referencing_de
         assert principals[0]["identifiers"] == [Stack.data_ref("aws_iam_openid_connect_provider", name, "arn")]
     apply = Role(referencing_dev, dev, "apply")
     provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB}"
-    assert apply.decide("iam:GetOpenIDConnectProvider", provider).allowed
+    shared = {"aws:ResourceTag/Environment": ACCOUNT_SCOPE}  # what the owner tags them with
+    assert apply.decide("iam:GetOpenIDConnectProvider", provider, **shared).allowed
+    detector = arn("guardduty", dev.region, "detector/12abc34d567e8fa901bc2d34e56789f0")
+    assert apply.decide("guardduty:GetDetector", detector, **shared).allowed  # its lookup of the owner's detector
+    assert apply.decide("guardduty:GetDetector", detector, **{"aws:ResourceTag/Environment": "prod"}).effect == (
+        "explicit-deny"
+    )
     assert not apply.decide("iam:DeleteOpenIDConnectProvider", provider).allowed  # the owner's to manage
     assert not apply.decide("iam:UpdateAccountPasswordPolicy", "*").allowed
+
+
+def test_what_every_environment_of_the_account_reads_is_tagged_as_the_accounts(stack: Stack, config) -> None:
+    """The OIDC provider and the GuardDuty detectors carry Environment=shared-account: the other environments'
+    apply roles may read them (their lookups), where any other environment's resources are denied."""
+    shared = [
+        *stack.resources("aws_iam_openid_connect_provider").values(),
+        *stack.resources("aws_guardduty_detector").values(),
+    ]
+    assert len(shared) == 1 + (2 if config.security.enable_guardduty_in_dr_region else 1)
+    assert all(body["tags"] == {"Environment": ACCOUNT_SCOPE} for body in shared)
+    assert ACCOUNT_SCOPE not in ENVIRONMENTS and not re.fullmatch(
+        load_schema()["$defs"]["environment_name"]["pattern"], ACCOUNT_SCOPE
+    )
+    apply = Role(stack, config, "apply")
+    creating = {"aws:RequestTag/Environment": ACCOUNT_SCOPE}  # the owner creates them so tagged
+    provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB}"
+    assert apply.decide("iam:CreateOpenIDConnectProvider", provider, **creating).allowed
 
 
 def test_without_a_repository_there_are_no_pipeline_roles(variants: dict[str, Stack]) -> None:

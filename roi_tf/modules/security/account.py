@@ -27,7 +27,7 @@ from cdktf_cdktf_provider_aws.securityhub_account import SecurityhubAccount
 from cdktf_cdktf_provider_aws.securityhub_standards_subscription import SecurityhubStandardsSubscription
 from constructs import Construct
 
-from roi_tf.config import SecurityConfig
+from roi_tf.config import ACCOUNT_SCOPE, SecurityConfig
 
 # Security Hub standard -> its ARN path (current versions; CIS 3.0.0 supersedes 1.2.0/1.4.0).
 SECURITY_HUB_STANDARDS = {
@@ -91,7 +91,13 @@ class AccountServices(Construct):
 
     def _guardduty(self, id: str, provider: TerraformProvider | None = None) -> str:
         detector = GuarddutyDetector(
-            self, id, enable=True, finding_publishing_frequency="FIFTEEN_MINUTES", provider=provider
+            self,
+            id,
+            enable=True,
+            finding_publishing_frequency="FIFTEEN_MINUTES",
+            # The other environments of the account look it up: the tag says it is no single environment's.
+            tags={"Environment": ACCOUNT_SCOPE},
+            provider=provider,
         )
         for feature in GUARDDUTY_FEATURES:
             GuarddutyDetectorFeature(

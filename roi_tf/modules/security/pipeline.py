@@ -30,6 +30,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
+from roi_tf.config import ACCOUNT_SCOPE
 from roi_tf.modules.exports import export
 from roi_tf.modules.security.policy import Statement, policy_document
 
@@ -282,7 +283,11 @@ class Pipeline(Construct):
         arn = f"arn:{p.partition}"
         if p.owns_provider:
             self.provider_arn = IamOpenidConnectProvider(
-                self, "github_oidc", url=f"https://{GITHUB_OIDC_HOST}", client_id_list=[GITHUB_AUDIENCE]
+                self,
+                "github_oidc",
+                url=f"https://{GITHUB_OIDC_HOST}",
+                client_id_list=[GITHUB_AUDIENCE],
+                tags={"Environment": ACCOUNT_SCOPE},  # every environment of the account reads it
             ).arn
         else:
             self.provider_arn = DataAwsIamOpenidConnectProvider(
@@ -547,7 +552,11 @@ class Pipeline(Construct):
                     actions=["*"],
                     resources=["*"],
                     # Only where the tag is there: a negated operator also holds when the key is absent.
-                    conditions={("Null", f"{key}/{tag}"): ["false"], ("StringNotEquals", f"{key}/{tag}"): [p.env]},
+                    conditions={
+                        ("Null", f"{key}/{tag}"): ["false"],
+                        # The account-level resources all environments of the account read are no one's.
+                        ("StringNotEquals", f"{key}/{tag}"): [p.env, ACCOUNT_SCOPE],
+                    },
                 )
                 for sid, key in tags.items()
             ),
