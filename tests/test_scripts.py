@@ -677,16 +677,11 @@ def test_staging_and_prod_are_refused_without_allowed_account_ids(fake, tmp_path
     assert calls(fake, tmp_path / "out") == []
 
 
-def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, tmp_path: Path, synth_outdir: Path) -> None:
+def test_destroy_lists_what_protection_keeps_and_destroys_nothing(fake, current_outdir: Path) -> None:
     """Where protection is on (staging here), destroy.sh says exactly which resources Terraform would refuse to
     destroy, and how to destroy on purpose, instead of starting a destroy that fails."""
-    from roi_tf.tools import fingerprint
-
     repository_config = {**fake, "ROI_TF_ENVIRONMENTS_DIR": str(REPO / "environments")}
-    # The session's synth of the shipped configurations, stamped current: the script does not synthesize again.
-    outdir = tmp_path / "out"
-    shutil.copytree(synth_outdir, outdir)
-    fingerprint.stamp("staging", fingerprint.digest("staging", REPO / "environments"), outdir)
+    outdir = current_outdir  # the session's synth of the shipped configurations: not synthesized again
     done = run("destroy.sh", "staging", "--auto-approve", env={**repository_config, "CDKTF_OUTDIR": str(outdir)})
     assert done.returncode == 1
     stack = json.loads((outdir / "stacks" / "staging" / "cdk.tf.json").read_text())

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_docs_commands import SCRIPT, script_flags, words
 
-from conftest import REPO, Stack
+from conftest import REPO, Stack, run_tool
 from roi_tf.config import ENVIRONMENTS, EnvironmentConfig
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -232,11 +232,8 @@ def test_pull_requests_see_the_cost_estimate_and_fail_over_budget(workflow) -> N
 
 
 def cost_flags() -> list[str]:
-    from roi_tf.tools import cost
-
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "roi_tf", "cost", "--help"], cwd=REPO,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    assert cost.__name__ and "usage: python -m roi_tf cost" in done.stdout
+    done = run_tool("cost", "--help")
+    assert done.returncode == 0 and "usage: python -m roi_tf cost" in done.stdout
     return re.findall(r"--[a-z-]+", done.stdout)
 
 

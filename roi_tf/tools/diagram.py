@@ -77,29 +77,24 @@ class Diagram:
 
 def references(value: Any) -> Iterator[Ref]:
     """Every ``${aws_x.name.attr}`` inside a JSON value (JSON documents embedded as strings included)."""
-    if isinstance(value, str):
-        for inner in _INTERPOLATION.findall(value):
+    for text in _strings(value, embedded=False):  # an embedded document's references are in its string already
+        for inner in _INTERPOLATION.findall(text):
             yield from ((m.group(1), m.group(2)) for m in _REFERENCE.finditer(inner))
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: Any, *, embedded: bool = True) -> Iterator[str]:
+    """Every string inside a JSON value; with ``embedded``, also those of JSON documents held in strings."""
     if isinstance(value, str):
         yield value
-        if value.startswith(("[", "{")):
+        if embedded and value.startswith(("[", "{")):
             with contextlib.suppress(ValueError):
                 yield from _strings(json.loads(value))
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from _strings(item, embedded=embedded)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from _strings(item, embedded=embedded)
 
 
 class _Builder:
