@@ -24,13 +24,16 @@ from roi_tf.config import (
     load_environments,
 )
 
+STATE_LOCATIONS = ("primary", "dr")  # roi_tf.stacks.common.STATE_LOCATIONS (not imported: it loads the provider)
+
 DEFAULT_OUTDIR = "cdktf.out"
 EXIT_CONFIG_ERROR = 2
 EXIT_SYNTH_ERROR = 1
 
 
-def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str):  # -> cdktf.App
-    """One App holding ``state-<env>`` and ``<env>`` for every configured environment."""
+def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str, state_location: str = "primary"):  # -> cdktf.App
+    """One App holding ``state-<env>`` and ``<env>`` for every configured environment (``<env>`` on the state's
+    DR copy with ``state_location="dr"``; ``state-<env>`` always on the primary bucket it manages)."""
     from cdktf import App
 
     from roi_tf.stacks import EnvironmentStack, StateBackendStack
@@ -38,7 +41,7 @@ def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str):  # -> cdkt
     app = App(outdir=outdir)
     for config in configs.values():
         StateBackendStack(app, config)
-        EnvironmentStack(app, config)
+        EnvironmentStack(app, config, state_location=state_location)
     return app
 
 
@@ -103,11 +106,11 @@ def synthesize_atomically(outdir: Path, synth: Callable[[Path], None], keep_stac
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def synth(configs: Mapping[str, EnvironmentConfig], outdir: Path) -> None:
+def synth(configs: Mapping[str, EnvironmentConfig], outdir: Path, state_location: str = "primary") -> None:
     """Synthesize ``configs`` into ``outdir``; the stacks of the other environments (``--env``) stay untouched."""
 
     def run(directory: Path) -> None:
-        build_app(configs, str(directory)).synth()
+        build_app(configs, str(directory), state_location).synth()
 
     others = [name for env in ENVIRONMENTS if env not in configs for name in (env, f"state-{env}")]
     synthesize_atomically(outdir, run, keep_stacks=others)
@@ -136,6 +139,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_ENVIRONMENTS_DIR,
         help="directory holding <env>.json and schema.json (default: environments/)",
     )
+    parser.add_argument(
+        "--state",
+        choices=STATE_LOCATIONS,
+        default="primary",
+        help="where <env>'s backend points: its state bucket (primary, default) or the bucket's copy in dr_region "
+        "(dr: during a regional outage; needs a dr section; docs/DEPLOYMENT.md, Regional failover)",
+    )
     parser.add_argument("--check", action="store_true", help="validate the configuration only; write nothing")
     return parser.parse_args(argv)
 
@@ -149,12 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"synth aborted: {len(error.problems)} problem(s); {args.outdir} left unchanged", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    if args.state == "dr" and (without := [env for env, config in configs.items() if not config.dr.enabled]):
+        for env in without:
+            print(f"error: {env} has no dr section: its state has no copy in another region", file=sys.stderr)
+        print(f"synth aborted: --state dr needs a dr section; {args.outdir} left unchanged", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     if args.check:
         print(f"configuration valid: {', '.join(configs)}")
         return 0
 
     try:
-        synth(configs, args.outdir)
+        synth(configs, args.outdir, args.state)
     except Exception as error:
         if os.environ.get("ROI_TF_DEBUG"):
             raise
@@ -163,4 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SYNTH_ERROR
     stacks = [name for env in configs for name in (f"state-{env}", env)]
     print(f"synthesized {len(stacks)} stacks into {args.outdir}/stacks: {', '.join(stacks)}")
+    for env, config in configs.items() if args.state == "dr" else ():
+        print(
+            f"{env}: backend is the DR copy of its state (s3://{config.dr.state_bucket} in {config.dr_region}, "
+            f"S3 lock files); run terraform init -reconfigure in {args.outdir}/stacks/{env}"
+        )
     return 0

@@ -444,6 +444,21 @@ class CiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DrConfig:
+    """The pilot light in ``dr_region``: what stands ready there while the primary region serves."""
+
+    # Replica of the state bucket in dr_region, where Terraform keeps working when the primary region is lost
+    # (python main.py --state dr); default: no pilot light (the section is omitted).
+    state_bucket: str | None = None
+    # The recovery point objective: replication lag above it alarms (documents, database, cache, sessions).
+    rpo_minutes: int = 5
+
+    @property
+    def enabled(self) -> bool:
+        return self.state_bucket is not None
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """The whole, validated configuration of one environment."""
 
@@ -468,6 +483,7 @@ class EnvironmentConfig:
     usage: UsageConfig = UsageConfig()  # the cost estimate's assumptions (defaults: a small environment)
     # The standby VPC in dr_region; default: none (only copies of data live there).
     dr_networking: NetworkingConfig | None = None
+    dr: DrConfig = DrConfig()  # default: no pilot light (no replicated state, images, secrets, sessions)
     description: str = ""
     allowed_account_ids: tuple[str, ...] = ()  # default: any account
 
@@ -688,6 +704,7 @@ class _Loader:
         monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
         ci = self._ci(expected_name, data.get("ci", {}))
         usage = UsageConfig(**{**_schema_defaults(self.schema["properties"]["usage"]), **data.get("usage", {})})
+        dr = self._dr(data, state, database, storage)
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -700,6 +717,8 @@ class _Loader:
         self._check_disposable(expected_name, security)
         self._check_protection(protection, database, sessions)
         self._check_production(expected_name, protection, networking, database, cache, sessions, security, storage)
+        if expected_name in PRODUCTION_ENVIRONMENTS and not dr.enabled:
+            self.problem("$", f"needs a dr section in {expected_name}: the design promises RTO 1 hour, RPO 5 minutes")
         if self.problems or networking is None:
             return None
 
@@ -726,7 +745,26 @@ class _Loader:
             ci=ci,
             usage=usage,
             dr_networking=dr_networking,
+            dr=dr,
         )
+
+    def _dr(self, data: Mapping[str, Any], state: StateConfig, db: DatabaseConfig, storage: StorageConfig) -> DrConfig:
+        if "dr" not in data:
+            return DrConfig()
+        dr = DrConfig(**self.section(data, "dr"))
+        if dr.state_bucket == state.bucket:
+            self.problem("$.dr.state_bucket", "must differ from state.bucket: it is the state's copy in dr_region")
+        # What the pilot light stands on: the standby VPC with the database replica, and replicated backups.
+        if not db.cross_region_replica:
+            self.problem("$.dr", "needs database.cross_region_replica: the replica is the database after failover")
+        if not db.cross_region_backups:
+            self.problem("$.dr", "needs database.cross_region_backups: a promoted replica still needs its history")
+        if not storage.replication_time_control:
+            self.problem(
+                "$.dr",
+                "needs storage.replication_time_control: without it S3 bounds no replication lag of the documents",
+            )
+        return dr
 
     def _networking(self, raw: dict[str, Any], region: str, where: str = "$.networking") -> NetworkingConfig | None:
         try:

@@ -178,7 +178,7 @@ def test_a_failed_swap_keeps_the_terraform_working_files(
 # --- main.py when synthesis fails -------------------------------------------------------------
 
 
-def broken_synth(configs, outdir: Path) -> None:
+def broken_synth(configs, outdir: Path, state_location: str = "primary") -> None:
     raise RuntimeError("node kernel died")
 
 

@@ -69,6 +69,7 @@ def test_schema_defaults_match_the_dataclass_defaults() -> None:
         "cdn": cfg.CdnConfig,
         "monitoring": cfg.MonitoringConfig,
         "ci": cfg.CiConfig,
+        "dr": cfg.DrConfig,
     }
     monitoring = schema["properties"]["monitoring"]["properties"]
     nested = {
@@ -403,6 +404,8 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             d["sessions"].update(deletion_protection=False),
         ),
         [
+            "environments/prod.json: $.dr: needs database.cross_region_backups: a promoted replica still needs its "
+            "history",
             "environments/prod.json: $.sessions.deletion_protection: must be true when protection.prevent_destroy "
             "is: AWS must refuse a delete Terraform refuses",
             "environments/prod.json: $.database.read_replicas: must be at least 1 in prod: production reads scale "
@@ -424,6 +427,27 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "production access",
             "environments/prod.json: $.storage.buckets.documents.replicate: must be true in prod: documents are "
             "replicated to the DR region",
+        ],
+    ),
+    "prod without a pilot light": (
+        "prod",
+        lambda d: d.pop("dr"),
+        ["environments/prod.json: $: needs a dr section in prod: the design promises RTO 1 hour, RPO 5 minutes"],
+    ),
+    "pilot light on its own state bucket, without a database replica or bounded document replication": (
+        "prod",
+        lambda d: (
+            d["dr"].update(state_bucket=d["state"]["bucket"]),
+            d["database"].update(cross_region_replica=False),
+            d["storage"].update(replication_time_control=False),
+        ),
+        [
+            "environments/prod.json: $.dr.state_bucket: must differ from state.bucket: it is the state's copy in "
+            "dr_region",
+            "environments/prod.json: $.dr: needs database.cross_region_replica: the replica is the database after "
+            "failover",
+            "environments/prod.json: $.dr: needs storage.replication_time_control: without it S3 bounds no "
+            "replication lag of the documents",
         ],
     ),
     "force_destroy outside dev": (

@@ -105,13 +105,29 @@ def test_no_secret_value_appears_in_any_synthesized_file(synth_outdir) -> None:
             assert value not in text, path
 
 
-def test_backend_names_exactly_what_the_state_stack_creates(stack: Stack, state_stack: Stack) -> None:
+def _state_buckets(state_stack: Stack) -> dict[str, dict]:
+    """The state stack's buckets by logical name: the state bucket, and its DR copy where configured."""
+    return state_stack.resources("aws_s3_bucket")
+
+
+def _primary_bucket(state_stack: Stack) -> tuple[str, dict]:
+    (found,) = [(n, b) for n, b in _state_buckets(state_stack).items() if "provider" not in b]
+    return found
+
+
+def test_backend_names_exactly_what_the_state_stack_creates(stack: Stack, state_stack: Stack, config) -> None:
     backend = stack.json["terraform"]["backend"]["s3"]
-    (bucket,) = state_stack.resources("aws_s3_bucket").values()
+    _, bucket = _primary_bucket(state_stack)
     (table,) = state_stack.resources("aws_dynamodb_table").values()
-    assert bucket["bucket"] == backend["bucket"]
+    assert bucket["bucket"] == backend["bucket"] and backend["region"] == config.region
     assert table["name"] == backend["dynamodb_table"]
-    state_stack.one("aws_kms_alias", name=backend["kms_key_id"])
+    aliases = state_stack.find("aws_kms_alias", name=backend["kms_key_id"])
+    assert sorted(str(a.get("provider")) for _, a in aliases) == ["None", *(["aws.dr"] if config.dr.enabled else [])]
+    # The DR copy, where configured, is the only other bucket: in the DR region, under the configured name.
+    copies = [b for b in _state_buckets(state_stack).values() if b is not bucket]
+    assert [(b["bucket"], b["provider"]) for b in copies] == (
+        [(config.dr.state_bucket, "aws.dr")] if config.dr.enabled else []
+    )
 
 
 def test_state_stack_keeps_its_own_state_in_the_bucket_it_creates(stack: Stack, state_stack: Stack, env: str) -> None:
@@ -124,54 +140,59 @@ def test_state_stack_keeps_its_own_state_in_the_bucket_it_creates(stack: Stack, 
     assert backend["s3"]["key"] != environment["key"]
 
 
-def _bucket_ref(state_stack: Stack, attribute: str = "id") -> str:
-    (name,) = state_stack.resources("aws_s3_bucket")
-    return Stack.ref("aws_s3_bucket", name, attribute)
+def test_state_buckets_are_versioned_kms_encrypted_private_and_owner_enforced(state_stack: Stack, env: str) -> None:
+    buckets = _state_buckets(state_stack)
+    assert buckets
+    for name, body in buckets.items():
+        bucket, provider = Stack.ref("aws_s3_bucket", name, "id"), body.get("provider")
+        _, sse = state_stack.one("aws_s3_bucket_server_side_encryption_configuration", bucket=bucket)
+        (rule,) = sse["rule"]
+        key_name = rule["apply_server_side_encryption_by_default"]["kms_master_key_id"].split(".")[1]
+        assert rule["apply_server_side_encryption_by_default"] == {
+            "sse_algorithm": "aws:kms",
+            "kms_master_key_id": Stack.ref("aws_kms_key", key_name, "arn"),
+        }
+        assert rule["bucket_key_enabled"] is True and sse.get("provider") == provider
+        key = state_stack.resources("aws_kms_key")[key_name]
+        assert key["enable_key_rotation"] is True and key.get("provider") == provider
+        # The same alias in each region: one backend setting (kms_key_id) names the key wherever the state is.
+        _, alias = state_stack.one("aws_kms_alias", target_key_id=Stack.ref("aws_kms_key", key_name, "key_id"))
+        assert alias["name"] == f"alias/roi-systems-{env}-tfstate" and alias.get("provider") == provider
 
-
-def test_state_bucket_is_versioned_kms_encrypted_private_and_owner_enforced(state_stack: Stack) -> None:
-    bucket = _bucket_ref(state_stack)
-    (key_name,) = state_stack.resources("aws_kms_key")
-    key = state_stack.resources("aws_kms_key")[key_name]
-    assert key["enable_key_rotation"] is True
-
-    _, versioning = state_stack.one("aws_s3_bucket_versioning", bucket=bucket)
-    assert versioning["versioning_configuration"]["status"] == "Enabled"
-    _, sse = state_stack.one("aws_s3_bucket_server_side_encryption_configuration", bucket=bucket)
-    (rule,) = sse["rule"]
-    assert rule["apply_server_side_encryption_by_default"] == {
-        "sse_algorithm": "aws:kms",
-        "kms_master_key_id": Stack.ref("aws_kms_key", key_name, "arn"),
-    }
-    assert rule["bucket_key_enabled"] is True
-    _, pab = state_stack.one("aws_s3_bucket_public_access_block", bucket=bucket)
-    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
-        assert pab[flag] is True, flag
-    _, ownership = state_stack.one("aws_s3_bucket_ownership_controls", bucket=bucket)
-    assert ownership["rule"]["object_ownership"] == "BucketOwnerEnforced"
+        _, versioning = state_stack.one("aws_s3_bucket_versioning", bucket=bucket)
+        assert versioning["versioning_configuration"]["status"] == "Enabled"
+        _, pab = state_stack.one("aws_s3_bucket_public_access_block", bucket=bucket)
+        for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+            assert pab[flag] is True, flag
+        _, ownership = state_stack.one("aws_s3_bucket_ownership_controls", bucket=bucket)
+        assert ownership["rule"]["object_ownership"] == "BucketOwnerEnforced"
+        _, lifecycle = state_stack.one("aws_s3_bucket_lifecycle_configuration", bucket=bucket)
+        (expiry,) = lifecycle["rule"]
+        assert expiry["noncurrent_version_expiration"] == [{"noncurrent_days": 365}]  # a year of state history
 
 
 def test_state_bucket_policy_denies_every_request_without_tls_1_2(state_stack: Stack) -> None:
-    """The state bucket's policy holds only the two TLS denies (who reads the state is decided by IAM)."""
-    _, policy = state_stack.one("aws_s3_bucket_policy", bucket=_bucket_ref(state_stack))
-    document = state_stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]
-    arn = _bucket_ref(state_stack, "arn")
-    deny_all = {"effect": "Deny", "actions": ["s3:*"], "resources": [arn, f"{arn}/*"],
-                "principals": [{"type": "*", "identifiers": ["*"]}]}  # fmt: skip
-    assert document["statement"] == [
-        {**deny_all, "sid": "DenyInsecureTransport",
-         "condition": [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]},
-        {**deny_all, "sid": "DenyOutdatedTls",
-         "condition": [{"test": "NumericLessThan", "variable": "s3:TlsVersion", "values": ["1.2"]}]},
-    ]  # fmt: skip
+    """Each state bucket's policy holds only the two TLS denies (who reads the state is decided by IAM)."""
+    for name in _state_buckets(state_stack):
+        _, policy = state_stack.one("aws_s3_bucket_policy", bucket=Stack.ref("aws_s3_bucket", name, "id"))
+        document = state_stack.data("aws_iam_policy_document")[policy["policy"].split(".")[2]]
+        arn = Stack.ref("aws_s3_bucket", name, "arn")
+        deny_all = {"effect": "Deny", "actions": ["s3:*"], "resources": [arn, f"{arn}/*"],
+                    "principals": [{"type": "*", "identifiers": ["*"]}]}  # fmt: skip
+        assert document["statement"] == [
+            {**deny_all, "sid": "DenyInsecureTransport",
+             "condition": [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]},
+            {**deny_all, "sid": "DenyOutdatedTls",
+             "condition": [{"test": "NumericLessThan", "variable": "s3:TlsVersion", "values": ["1.2"]}]},
+        ]  # fmt: skip
 
 
 def test_state_resources_are_protected_from_destroy(state_stack: Stack) -> None:
     for rtype in ("aws_s3_bucket", "aws_dynamodb_table", "aws_kms_key"):
         for name, body in state_stack.resources(rtype).items():
             assert body["lifecycle"]["prevent_destroy"] is True, (rtype, name)
-    (bucket,) = state_stack.resources("aws_s3_bucket").values()
-    assert bucket["force_destroy"] is False
+    for bucket in _state_buckets(state_stack).values():
+        assert bucket["force_destroy"] is False
 
 
 def test_lock_table_is_pay_per_request_recoverable_encrypted_and_deletion_protected(
@@ -182,12 +203,17 @@ def test_lock_table_is_pay_per_request_recoverable_encrypted_and_deletion_protec
     assert table["attribute"] == [{"name": "LockID", "type": "S"}]
     assert table["billing_mode"] == "PAY_PER_REQUEST"
     assert table["point_in_time_recovery"] == {"enabled": True}
-    (key_name,) = state_stack.resources("aws_kms_key")
+    name, _ = _primary_bucket(state_stack)
+    _, sse = state_stack.one(
+        "aws_s3_bucket_server_side_encryption_configuration", bucket=Stack.ref("aws_s3_bucket", name, "id")
+    )
+    (rule,) = sse["rule"]
     assert table["server_side_encryption"] == {
         "enabled": True,
-        "kms_key_arn": Stack.ref("aws_kms_key", key_name, "arn"),
+        "kms_key_arn": rule["apply_server_side_encryption_by_default"]["kms_master_key_id"],
     }
     assert table["deletion_protection_enabled"] is True
+    assert "provider" not in table
 
 
 def test_every_kms_key_rotates_and_has_its_own_policy(stacks: dict[str, Stack]) -> None:

@@ -16,26 +16,14 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition,
     S3BucketLifecycleConfigurationRuleTransition,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_replication_configuration import (
-    S3BucketReplicationConfigurationA,
-    S3BucketReplicationConfigurationRule,
-    S3BucketReplicationConfigurationRuleDeleteMarkerReplication,
-    S3BucketReplicationConfigurationRuleDestination,
-    S3BucketReplicationConfigurationRuleDestinationEncryptionConfiguration,
-    S3BucketReplicationConfigurationRuleDestinationMetrics,
-    S3BucketReplicationConfigurationRuleDestinationMetricsEventThreshold,
-    S3BucketReplicationConfigurationRuleDestinationReplicationTime,
-    S3BucketReplicationConfigurationRuleDestinationReplicationTimeTime,
-    S3BucketReplicationConfigurationRuleFilter,
-    S3BucketReplicationConfigurationRuleSourceSelectionCriteria,
-    S3BucketReplicationConfigurationRuleSourceSelectionCriteriaSseKmsEncryptedObjects,
-)
+from cdktf_cdktf_provider_aws.s3_bucket_replication_configuration import S3BucketReplicationConfigurationA
 from constructs import Construct
 
 from roi_tf.config import BucketConfig, StorageConfig
 from roi_tf.modules.bucket import SecureBucket, SecureBucketProps
 from roi_tf.modules.exports import export
-from roi_tf.modules.security import KmsKey, ServiceRole, ServiceRoleProps, Statement
+from roi_tf.modules.replication import replicate_bucket
+from roi_tf.modules.security import KmsKey, Statement
 
 # Where each kind of log lands in the logs bucket (the services are configured with these prefixes).
 S3_ACCESS_LOG_PREFIX = "s3/"
@@ -45,8 +33,6 @@ CLOUDTRAIL_LOG_PREFIX = "cloudtrail"
 CONFIG_LOG_PREFIX = "config"
 # The bucket CloudFront serves (schema: always configured).
 ASSETS = "assets"
-# Replication Time Control: AWS's SLA is 15 minutes; it is the only value S3 accepts.
-REPLICATION_TIME_MINUTES = 15
 # Why the log buckets use SSE-S3 rather than SSE-KMS: AWS does not support KMS there.
 LOG_BUCKET_SSE_S3_REASON = (
     "ALB access logs and S3 server access logs can only be delivered to buckets whose default encryption "
@@ -334,108 +320,18 @@ class Storage(Construct):
     def _replicate(
         self, id: str, source: SecureBucket, replica: SecureBucket, key: KmsKey, dr_key: KmsKey
     ) -> S3BucketReplicationConfigurationA:
-        role = ServiceRole(
+        return replicate_bucket(
             self,
-            f"{id}_replication_role",
-            props=ServiceRoleProps(
-                name=f"{self._name_prefix}-{id.replace('_', '-')}-replication",
-                description=f"S3 replicates {source.name} to {self._dr_region}",
-                service="s3.amazonaws.com",
-                account_id=self._account_id,
-                policy_name="replicate",
-                statements=[
-                    Statement(
-                        sid="ReadReplicationConfiguration",
-                        actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                        resources=[source.arn],
-                    ),
-                    Statement(
-                        sid="ReadSourceVersions",
-                        actions=[
-                            "s3:GetObjectVersionForReplication",
-                            "s3:GetObjectVersionAcl",
-                            "s3:GetObjectVersionTagging",
-                        ],
-                        resources=[f"{source.arn}/*"],
-                    ),
-                    Statement(
-                        sid="WriteReplica",
-                        actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                        resources=[f"{replica.arn}/*"],
-                    ),
-                    Statement(
-                        sid="DecryptSource",
-                        actions=["kms:Decrypt"],
-                        resources=[key.arn],
-                        conditions={
-                            ("StringEquals", "kms:ViaService"): [f"s3.{self._region}.amazonaws.com"],
-                            # With S3 Bucket Keys the context is the bucket ARN, without them the object's.
-                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [source.arn, f"{source.arn}/*"],
-                        },
-                    ),
-                    Statement(
-                        sid="EncryptReplica",
-                        actions=["kms:Encrypt", "kms:GenerateDataKey"],
-                        resources=[dr_key.arn],
-                        conditions={
-                            ("StringEquals", "kms:ViaService"): [f"s3.{self._dr_region}.amazonaws.com"],
-                            ("StringLike", "kms:EncryptionContext:aws:s3:arn"): [replica.arn, f"{replica.arn}/*"],
-                        },
-                    ),
-                ],
-            ),
-        )
-
-        timing = {}
-        if self._config.replication_time_control:
-            minutes = REPLICATION_TIME_MINUTES
-            timing = {
-                "replication_time": S3BucketReplicationConfigurationRuleDestinationReplicationTime(
-                    status="Enabled",
-                    time=S3BucketReplicationConfigurationRuleDestinationReplicationTimeTime(minutes=minutes),
-                ),
-                # RTC requires replication metrics.
-                "metrics": S3BucketReplicationConfigurationRuleDestinationMetrics(
-                    status="Enabled",
-                    event_threshold=S3BucketReplicationConfigurationRuleDestinationMetricsEventThreshold(
-                        minutes=minutes
-                    ),
-                ),
-            }
-        return S3BucketReplicationConfigurationA(
-            self,
-            f"{id}_replication",
-            bucket=source.id,
-            role=role.arn,
-            rule=[
-                S3BucketReplicationConfigurationRule(
-                    id=f"to-{self._dr_region}",
-                    status="Enabled",
-                    filter=S3BucketReplicationConfigurationRuleFilter(prefix=""),
-                    delete_marker_replication=S3BucketReplicationConfigurationRuleDeleteMarkerReplication(
-                        status="Enabled"
-                    ),
-                    source_selection_criteria=S3BucketReplicationConfigurationRuleSourceSelectionCriteria(
-                        sse_kms_encrypted_objects=(
-                            S3BucketReplicationConfigurationRuleSourceSelectionCriteriaSseKmsEncryptedObjects(
-                                status="Enabled"
-                            )
-                        )
-                    ),
-                    destination=S3BucketReplicationConfigurationRuleDestination(
-                        bucket=replica.arn,
-                        storage_class="STANDARD",
-                        encryption_configuration=(
-                            S3BucketReplicationConfigurationRuleDestinationEncryptionConfiguration(
-                                replica_kms_key_id=dr_key.arn
-                            )
-                        ),
-                        **timing,
-                    ),
-                )
-            ],
-            # S3 refuses a replication configuration until both buckets are versioned.
-            depends_on=[source.versioning, replica.versioning],
+            id,
+            source=source,
+            replica=replica,
+            source_key_arn=key.arn,
+            replica_key_arn=dr_key.arn,
+            role_name=f"{self._name_prefix}-{id.replace('_', '-')}-replication",
+            region=self._region,
+            dr_region=self._dr_region,
+            account_id=self._account_id,
+            time_control=self._config.replication_time_control,
         )
 
 

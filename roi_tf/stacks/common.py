@@ -28,9 +28,33 @@ def bootstrap_state_key(env: str) -> str:
     return f"{state_stack_name(env)}/terraform.tfstate"
 
 
-def remote_state(scope: Construct, config: EnvironmentConfig, key: str) -> S3Backend:
-    """The environment's S3 backend: its state bucket and lock table, encrypted with its state key."""
+# Where a stack's backend points: its state bucket in the primary region, or that bucket's replica in the DR region
+# (dr.state_bucket) while the primary region is out (python main.py --state dr; docs/DEPLOYMENT.md).
+STATE_LOCATIONS = ("primary", "dr")
+
+
+def remote_state(scope: Construct, config: EnvironmentConfig, key: str, location: str = "primary") -> S3Backend:
+    """The environment's S3 backend: its state bucket and lock table, encrypted with its state key.
+
+    ``location="dr"``: the state bucket's replica in the DR region, locked with S3 lock files in that bucket (the
+    DynamoDB lock table lives in the primary region only), encrypted with the DR state key under the same alias.
+    """
     env = config.name
+    if location == "dr":
+        if config.dr.state_bucket is None:
+            raise ValueError(f"{env} has no dr.state_bucket: its state has no copy in {config.dr_region}")
+        backend = S3Backend(
+            scope,
+            bucket=config.dr.state_bucket,
+            key=key,
+            region=config.dr_region,
+            encrypt=True,
+            kms_key_id=kms_alias(env, "tfstate"),
+        )
+        backend.add_override("use_lockfile", True)  # the cdktf 0.21 backend class predates it
+        return backend
+    if location != "primary":
+        raise ValueError(f"state location {location!r} is none of {', '.join(STATE_LOCATIONS)}")
     backend = S3Backend(
         scope,
         bucket=config.state.bucket,

@@ -94,9 +94,10 @@ PAGERDUTY_URL_PATTERN = "^https://events\\\\.(eu\\\\.)?pagerduty\\\\.com/[A-Za-z
 class EnvironmentStack(TerraformStack):
     """One environment (``dev``, ``staging`` or ``prod``) on its own S3 remote state."""
 
-    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, config: EnvironmentConfig, *, state_location: str = "primary") -> None:
         super().__init__(scope, config.name)
         self.config = config
+        self._state_location = state_location  # "dr": on the state's DR copy (a regional outage)
         if config.protection.prevent_destroy:
             protect_data(self)
         aws_provider(self, config, config.region)
@@ -131,7 +132,7 @@ class EnvironmentStack(TerraformStack):
     # --- the stack's own parts -------------------------------------------------------------------
 
     def _backend(self) -> None:
-        remote_state(self, self.config, state_key(self.config.name))
+        remote_state(self, self.config, state_key(self.config.name), self._state_location)
 
     def _secret_variable(self, name: str, spec: SecretVariable) -> TerraformVariable:
         variable = TerraformVariable(
