@@ -1290,3 +1290,16 @@ def _check_shared_accounts(configs: Mapping[str, EnvironmentConfig], loaders: Ma
                 f"account {account} is shared with {names[0]}, which owns its account services already "
                 "(GuardDuty, Security Hub, AWS Config, the password policy): set this false to reference them",
             )
+    # ECR's replication configuration is one per registry (account and region): one pilot light may own it.
+    lit: dict[str, list[str]] = {}
+    for name, config in configs.items():
+        if config.dr.enabled:
+            for account in config.allowed_account_ids:
+                lit.setdefault(account, []).append(name)
+    for account, names in lit.items():
+        for name in names[1:]:
+            loaders[name].problem(
+                "$.dr",
+                f"account {account} is shared with {names[0]}, whose pilot light owns the account's ECR replication "
+                "already (one per account and region): give this environment its own account",
+            )

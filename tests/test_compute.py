@@ -18,7 +18,13 @@ SERVICES = ("api", "ml")
 
 
 def repository(stack: Stack, config: EnvironmentConfig, image: str) -> tuple[str, dict[str, Any]]:
-    return stack.one("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
+    """The primary region's repository of an image (prod's pilot light has a copy of each in the DR region)."""
+    (found,) = [
+        (n, r)
+        for n, r in stack.find("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
+        if "provider" not in r
+    ]
+    return found
 
 
 def service(stack: Stack, config: EnvironmentConfig, which: str) -> tuple[str, dict[str, Any]]:
@@ -60,21 +66,27 @@ def role_statements(stack: Stack, role_arn: str) -> dict[str, dict[str, Any]]:
 
 
 def test_repositories_are_immutable_scanned_encrypted_and_keep_the_last_n_images(stack: Stack, config) -> None:
-    """Guards mutable tags (a tag silently re-pointed), unscanned images, AWS-owned encryption, endless images."""
-    storage_key, _ = stack.kms_key(f"alias/roi-systems-{config.name}-storage")
+    """Guards mutable tags (a tag silently re-pointed), unscanned images, AWS-owned encryption, endless images, in
+    the primary region and, with a pilot light, in the DR region's copies (the same settings, the DR key)."""
+    keys = {None: stack.kms_key(f"alias/roi-systems-{config.name}-storage")[0]}
+    if config.dr.enabled:
+        keys["aws.dr"] = stack.kms_key(f"alias/roi-systems-{config.name}-dr-storage")[0]
     repositories = stack.resources("aws_ecr_repository")
-    assert sorted(r["name"] for r in repositories.values()) == sorted(
-        f"roi-systems-{config.name}-apps/{image}" for image in ("api", "ml", "event-processor")
+    assert sorted((r["name"], str(r.get("provider"))) for r in repositories.values()) == sorted(
+        (f"roi-systems-{config.name}-apps/{image}", str(provider))
+        for image in ("api", "ml", "event-processor")
+        for provider in keys
     )
     for name, repo in repositories.items():
         assert repo["image_tag_mutability"] == "IMMUTABLE", name
         assert repo["image_scanning_configuration"] == {"scan_on_push": True}, name
         assert repo["encryption_configuration"] == [
-            {"encryption_type": "KMS", "kms_key": Stack.ref("aws_kms_key", storage_key, "arn")}
+            {"encryption_type": "KMS", "kms_key": Stack.ref("aws_kms_key", keys[repo.get("provider")], "arn")}
         ], name
         assert repo["force_delete"] is (config.name == "dev"), name
         (lifecycle,) = [p for p in stack.resources("aws_ecr_lifecycle_policy").values()
                         if p["repository"] == Stack.ref("aws_ecr_repository", name, "name")]  # fmt: skip
+        assert lifecycle.get("provider") == repo.get("provider"), name
         (rule,) = json.loads(lifecycle["policy"])["rules"]
         assert rule["selection"] == {
             "tagStatus": "any",
@@ -82,6 +94,24 @@ def test_repositories_are_immutable_scanned_encrypted_and_keep_the_last_n_images
             "countNumber": config.compute.image_keep_count,
         }
         assert rule["action"] == {"type": "expire"}
+
+
+def test_images_replicate_to_the_dr_region_exactly_where_a_pilot_light_is_configured(stack: Stack, config) -> None:
+    replications = list(stack.resources("aws_ecr_replication_configuration").values())
+    assert len(replications) == int(config.dr.enabled)
+    for replication in replications:
+        (rule,) = replication["replication_configuration"]["rule"]
+        assert rule["destination"] == [
+            {"region": config.dr_region, "registry_id": "${data.aws_caller_identity.current.account_id}"}
+        ]
+        # Only this environment's repositories (the registry may hold others): the prefix ends at the slash.
+        assert rule["repository_filter"] == [
+            {"filter": f"roi-systems-{config.name}-apps/", "filter_type": "PREFIX_MATCH"}
+        ]
+        copies = [
+            f"aws_ecr_repository.{n}" for n, r in stack.resources("aws_ecr_repository").items() if r.get("provider")
+        ]
+        assert sorted(replication["depends_on"]) == sorted(copies) and len(copies) == 3
 
 
 # --- cluster ----------------------------------------------------------------------------------------

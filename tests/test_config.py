@@ -557,6 +557,26 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "set this false to reference them"
         ],
     ),
+    "two pilot lights in one account": (
+        ("staging", "prod"),
+        lambda d: (
+            d.update(allowed_account_ids=["111122223333"]),
+            d["environment"] == "staging"
+            and (
+                d["security"].update(owns_account_services=False),
+                d["database"].update(cross_region_replica=True, cross_region_backups=True),
+                d["storage"].update(replication_time_control=True),
+                d.update(
+                    dr_networking={"vpc_cidr": "10.21.0.0/16", "availability_zone_ids": ["usw2-az1", "usw2-az2"]},
+                    dr={"state_bucket": "roi-systems-terraform-state-staging-us-west-2"},
+                ),
+            ),
+        ),
+        [
+            "environments/prod.json: $.dr: account 111122223333 is shared with staging, whose pilot light owns the "
+            "account's ECR replication already (one per account and region): give this environment its own account"
+        ],
+    ),
     "load balancer: certificate and domain both, certificate in another region": (
         "prod",
         set_path(

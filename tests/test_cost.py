@@ -166,6 +166,24 @@ def test_prod_matches_the_design_documents_breakdown_line_by_line(estimates, pri
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_pilot_lights_replicas_are_priced_in_the_dr_region_where_configured(
+    estimates, configs, prices, env
+) -> None:
+    """The idle cost of the pilot light is stated: the replicas of secrets, sessions and images, at DR rates."""
+    config, result = configs[env], estimates[env]
+    dr_lines = {line.service: line for line in result.lines if line.region == config.dr_region}
+    replicas = {"Secrets Manager", "DynamoDB", "ECR"}
+    assert (replicas & set(dr_lines)) == (replicas if config.dr.enabled else set())
+    if config.dr.enabled:
+        month, _ = prices.rate("secretsmanager.secret_month", config.dr_region)
+        assert dr_lines["Secrets Manager"].monthly_usd == pytest.approx(2 * month)  # the two application secrets
+        writes, _ = prices.rate("dynamodb.write_request_per_million", config.dr_region)
+        assert dr_lines["DynamoDB"].monthly_usd > config.usage.sessions_writes_millions * writes  # + storage, PITR
+        gb, _ = prices.rate("ecr.storage_gb_month", config.dr_region)
+        assert dr_lines["ECR"].monthly_usd == pytest.approx(config.usage.ecr_storage_gb * gb)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_environment_is_estimated_within_its_documented_budget(estimates, configs, env: str) -> None:
     result = estimates[env]
     assert configs[env].budget.monthly_usd == BUDGETS[env]

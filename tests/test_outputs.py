@@ -262,7 +262,8 @@ def compute_outputs(stack: Stack, config: EnvironmentConfig, only: Any) -> dict[
     name = f"roi-systems-{config.name}"
 
     def by_name(rtype: str, wanted: str, attribute: str, key: str = "name") -> str:
-        found, _ = only(stack, rtype, wanted, lambda b: b.get(key) == wanted)
+        # In the primary region: the pilot light's copies (repositories) in the DR region are not the outputs'.
+        found, _ = only(stack, rtype, wanted, lambda b: b.get(key) == wanted and "provider" not in b)
         return Stack.ref(rtype, found, attribute)
 
     public_lb, _ = only(stack, "aws_lb", "the public load balancer", lambda b: b["internal"] is False)

@@ -42,7 +42,7 @@ HOLDS_NOTHING = {
     "aws_acm_certificate", "aws_acm_certificate_validation", "aws_route53_record", "aws_appautoscaling_target",
     "aws_appautoscaling_policy", "aws_lambda_function", "aws_lambda_event_source_mapping", "aws_sqs_queue_policy",
     "aws_sqs_queue_redrive_allow_policy", "aws_launch_template", "aws_autoscaling_group", "aws_ecs_capacity_provider",
-    "aws_iam_instance_profile",
+    "aws_iam_instance_profile", "aws_ecr_replication_configuration",
     # cdn: the distribution and its policies are re-created from code (the assets live in their protected bucket,
     # the access logs in the logs bucket)
     "aws_cloudfront_distribution", "aws_cloudfront_origin_access_control", "aws_cloudfront_cache_policy",

@@ -36,6 +36,9 @@ CROSS_REGION = {
     ("aws_cloudwatch_dashboard", "dashboard_body", "aws_cloudfront_distribution"),
     ("aws_cloudwatch_dashboard", "dashboard_body", "aws_db_instance"),
     ("aws_chatbot_slack_channel_configuration", "sns_topic_arns", "aws_sns_topic"),
+    # The pilot light's replicas (secrets, the sessions global table) are encrypted with the DR region's key.
+    ("aws_secretsmanager_secret", "replica", "aws_kms_key"),
+    ("aws_dynamodb_table", "replica", "aws_kms_key"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")

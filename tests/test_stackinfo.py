@@ -93,7 +93,12 @@ def test_artifact_targets_are_the_stores_ci_pushes_to_and_what_configures_them(a
     targets = artifact_targets(stack.json)
     repositories = sorted(f"aws_ecr_repository.{n}" for n in stack.resources("aws_ecr_repository"))
     bucket = f"aws_s3_bucket.{stack.bucket_named('artifacts')}"
-    assert len(repositories) == 3
+    # Three images; with a pilot light, their DR copies and the replication that fills them go first too.
+    replication = sorted(
+        f"aws_ecr_replication_configuration.{n}" for n in stack.resources("aws_ecr_replication_configuration")
+    )
+    assert len(repositories) == 3 * (1 + len(replication))
+    assert [t for t in targets if t.startswith("aws_ecr_replication_configuration.")] == replication
     assert sorted(t for t in targets if t.startswith("aws_ecr_repository.")) == repositories
     assert [t for t in targets if t.startswith("aws_s3_bucket.")] == [bucket]
     configuring = {
@@ -104,7 +109,7 @@ def test_artifact_targets_are_the_stores_ci_pushes_to_and_what_configures_them(a
         if any(f"${{{store}." in json.dumps(body) for store in [*repositories, bucket])
     }
     assert len(configuring) >= 10
-    assert set(targets) == {*repositories, bucket, *configuring}
+    assert set(targets) == {*repositories, *replication, bucket, *configuring}
     assert targets == sorted(targets)
 
 

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from roi_tf.config import DISPOSABLE_ENVIRONMENTS, PROJECT, EnvironmentConfig, NetworkingConfig
 from roi_tf.modules.cdn import Cdn, CdnLogging, CdnOrigins
-from roi_tf.modules.compute import Compute, ImageTags
+from roi_tf.modules.compute import Compute, ImageReplicas, ImageTags
 from roi_tf.modules.database import Database
 from roi_tf.modules.exports import export
 from roi_tf.modules.monitoring import AlertKeys, Monitoring, Regions, Targets, publishers
@@ -220,8 +220,10 @@ class EnvironmentStack(TerraformStack):
                     value=value,
                     region=config.region,
                     recovery_window_days=sec.secret_recovery_window_days,
+                    replica_region=config.dr_region if config.dr.enabled else None,
                 ),
                 key=self.keys.data,
+                replica_key=self.keys.dr_data if config.dr.enabled else None,
             )
             for key, (name, description, value) in values.items()
         }
@@ -303,6 +305,7 @@ class EnvironmentStack(TerraformStack):
             dr_region=config.dr_region,
             dr_provider=self.dr_provider,
             dr_network=self.dr_networking.outputs if self.dr_networking else None,
+            pilot_light=config.dr.enabled,
         )
 
     def _storage(self) -> Storage:
@@ -421,6 +424,9 @@ class EnvironmentStack(TerraformStack):
                 ml=self.deployment["ml_image_tag"].string_value,
                 event_processor=self.deployment["event_processor_code"].string_value,
             ),
+            image_replicas=ImageReplicas(config.dr_region, self.dr_provider, self.keys.dr_storage)
+            if config.dr.enabled
+            else None,
         )
 
     def _cdn(self) -> Cdn:

@@ -85,6 +85,7 @@ NO_CHARGE = frozenset(
         "aws_elasticache_user", "aws_elasticache_user_group", "aws_kms_alias", "aws_secretsmanager_secret_version",
         "aws_ecs_cluster", "aws_ecs_cluster_capacity_providers", "aws_ecs_capacity_provider", "aws_lb_listener",
         "aws_lb_target_group", "aws_appautoscaling_target", "aws_appautoscaling_policy", "aws_ecr_lifecycle_policy",
+        "aws_ecr_replication_configuration",
         "aws_lambda_event_source_mapping", "aws_sqs_queue_policy", "aws_sqs_queue_redrive_allow_policy",
         "aws_cloudfront_cache_policy", "aws_cloudfront_origin_access_control", "aws_cloudfront_origin_request_policy",
         "aws_cloudfront_response_headers_policy", "aws_cloudfront_function", "aws_wafv2_web_acl_association",
@@ -437,6 +438,19 @@ class _Pricer:
                 "secretsmanager.secret_month",
                 "secretsmanager.api_per_10000",
             )
+        # A replica is billed as a secret of its own, in its region (the DR pilot light).
+        replicas: dict[str, int] = {}
+        for secret in secrets:
+            for replica in secret.get("replica", []):
+                replicas[replica["region"]] = replicas.get(replica["region"], 0) + 1
+        for replica_region, count in replicas.items():
+            self.add(
+                "Secrets Manager",
+                f"{count} secret replicas in {replica_region}",
+                count * self.rate("secretsmanager.secret_month", replica_region),
+                replica_region,
+                "secretsmanager.secret_month",
+            )
         keys_by_region: dict[str, int] = {}
         for key in self.of("aws_kms_key"):
             keys_by_region[self.region_of(key)] = keys_by_region.get(self.region_of(key), 0) + 1
@@ -512,6 +526,22 @@ class _Pricer:
                 "dynamodb.storage_gb_month",
                 "dynamodb.pitr_gb_month",
             )
+            for replica in table.get("replica", []):  # a global table: every write is written again there
+                where = replica["region_name"]
+                monthly = u.sessions_writes_millions * self.rate("dynamodb.write_request_per_million", where)
+                monthly += u.sessions_storage_gb * self.rate("dynamodb.storage_gb_month", where)
+                if replica.get("point_in_time_recovery"):
+                    monthly += u.sessions_storage_gb * self.rate("dynamodb.pitr_gb_month", where)
+                self.add(
+                    "DynamoDB",
+                    f"{table['name']} replica in {where}: {u.sessions_writes_millions:g} M replicated writes, "
+                    f"{u.sessions_storage_gb:g} GB",
+                    monthly,
+                    where,
+                    "dynamodb.write_request_per_million",
+                    "dynamodb.storage_gb_month",
+                    "dynamodb.pitr_gb_month",
+                )
         for function in self.of("aws_lambda_function"):
             invocations = u.events_millions
             gb_seconds = invocations * 1e6 * function["memory_size"] / 1024 * u.event_duration_ms / 1000
@@ -535,12 +565,13 @@ class _Pricer:
                 region,
                 "sqs.requests_per_million",
             )
-        if self.of("aws_ecr_repository"):
+        for repository_region in sorted({self.region_of(r) for r in self.of("aws_ecr_repository")}):
+            copies = "" if repository_region == region else " (copies; their cross-region transfer is not priced)"
             self.add(
                 "ECR",
-                f"{u.ecr_storage_gb:g} GB of images",
-                u.ecr_storage_gb * self.rate("ecr.storage_gb_month", region),
-                region,
+                f"{u.ecr_storage_gb:g} GB of images in {repository_region}{copies}",
+                u.ecr_storage_gb * self.rate("ecr.storage_gb_month", repository_region),
+                repository_region,
                 "ecr.storage_gb_month",
             )
         for group in self.of("aws_autoscaling_group"):

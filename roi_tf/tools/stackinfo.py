@@ -53,7 +53,11 @@ ARTIFACT_OUTPUTS = (
     "artifacts_bucket_name",
 )
 # Resources that configure a store (each references it); anything that merely uses it (a function) is not one.
-CONFIGURES = {"aws_ecr_repository": "aws_ecr_lifecycle_policy", "aws_s3_bucket": "aws_s3_bucket_"}
+CONFIGURES = {
+    "aws_ecr_repository": "aws_ecr_lifecycle_policy",
+    "aws_s3_bucket": "aws_s3_bucket_",
+    "aws_ecr_replication_configuration": "aws_ecr_replication_configuration",  # configures nothing else
+}
 REFERENCE = re.compile(r"^\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.[a-z_]+\}$")
 
 
@@ -65,6 +69,11 @@ def artifact_targets(stack: Mapping[str, Any]) -> list[str]:
         if match is None:
             raise ValueError(f"output {output} does not name a resource: {stack['output'][output]['value']}")
         stores.append((match[1], match[2]))
+    # Image replication (the DR pilot light) copies only images pushed after it exists, into repositories that
+    # exist by then: both go first too, with the copies' configuration.
+    for name, body in stack.get("resource", {}).get("aws_ecr_replication_configuration", {}).items():
+        stores.append(("aws_ecr_replication_configuration", name))
+        stores += [tuple(address.split(".")) for address in body.get("depends_on", [])]
     addresses = {f"{rtype}.{name}" for rtype, name in stores}
     for store_type, store in stores:
         for rtype, resources in stack.get("resource", {}).items():

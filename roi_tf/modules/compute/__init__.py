@@ -13,8 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import Fn
+from cdktf import Fn, TerraformProvider
 from cdktf_cdktf_provider_aws.data_aws_ec2_managed_prefix_list import DataAwsEc2ManagedPrefixList
+from cdktf_cdktf_provider_aws.ecr_replication_configuration import (
+    EcrReplicationConfiguration,
+    EcrReplicationConfigurationReplicationConfiguration,
+    EcrReplicationConfigurationReplicationConfigurationRule,
+    EcrReplicationConfigurationReplicationConfigurationRuleDestination,
+    EcrReplicationConfigurationReplicationConfigurationRuleRepositoryFilter,
+)
 from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
@@ -31,12 +38,22 @@ from roi_tf.modules.database import Database
 from roi_tf.modules.exports import export
 from roi_tf.modules.firewall import ANYWHERE, allow, https_out_group
 from roi_tf.modules.networking import NetworkOutputs
-from roi_tf.modules.security import EncryptionKeys, Secret, Statement
+from roi_tf.modules.security import EncryptionKeys, KmsKey, Secret, Statement
 from roi_tf.modules.storage import StorageOutputs
 from roi_tf.naming import resource_name
 
+IMAGES = ("api", "ml", "event-processor")
 # CloudFront's origin-facing addresses, as AWS maintains them.
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+
+
+@dataclass(frozen=True)
+class ImageReplicas:
+    """Where the images are copied to (the DR region's pilot light): the region, its provider and storage key."""
+
+    region: str
+    provider: TerraformProvider
+    key: KmsKey
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,7 @@ class Compute(Construct):
         jwt_secret: Secret,
         web_acl_arn: str,  # the REGIONAL web ACL, for the public load balancer
         images: ImageTags,
+        image_replicas: ImageReplicas | None = None,  # default: images only in the primary region
     ) -> None:
         super().__init__(scope, id)
         self._config, self._env, self._region = config, env, region
@@ -79,13 +97,14 @@ class Compute(Construct):
             image: Repository(
                 self,
                 f"{image.replace('-', '_')}_repository",
-                name=f"{resource_name(env, 'apps')}/{image}",
+                name=f"{self.repository_prefix}/{image}",
                 keep_count=config.image_keep_count,
                 key=keys.storage,
                 force_delete=disposable,
             )
-            for image in ("api", "ml", "event-processor")
+            for image in IMAGES
         }
+        self.replica_repositories = self._replicate_images(image_replicas, disposable) if image_replicas else {}
         self.cluster = Cluster(
             self,
             "cluster",
@@ -192,6 +211,52 @@ class Compute(Construct):
         )
         self.ml = self._ml(network, keys, storage, images.ml, f"{log_group_prefix}/ecs/ml")
         self._export(ml_url)
+
+    @property
+    def repository_prefix(self) -> str:
+        """``roi-systems-<env>-apps``: every repository of the environment is named ``<prefix>/<image>``."""
+        return resource_name(self._env, "apps")
+
+    def _replicate_images(self, replicas: ImageReplicas, disposable: bool) -> dict[str, Repository]:
+        """Every pushed image copied by ECR into a repository of the same name in the DR region, created here with
+        the same settings (immutable, scanned, the DR storage key, the same lifecycle) rather than by ECR's
+        defaults, so a failed-over service pulls from a repository this code governs."""
+        copies = {
+            image: Repository(
+                self,
+                f"{image.replace('-', '_')}_replica_repository",
+                name=f"{self.repository_prefix}/{image}",
+                keep_count=self._config.image_keep_count,
+                key=replicas.key,
+                force_delete=disposable,
+                provider=replicas.provider,
+            )
+            for image in IMAGES
+        }
+        # One configuration per registry (account and region): config refuses two pilot lights in one account.
+        EcrReplicationConfiguration(
+            self,
+            "image_replication",
+            replication_configuration=EcrReplicationConfigurationReplicationConfiguration(
+                rule=[
+                    EcrReplicationConfigurationReplicationConfigurationRule(
+                        destination=[
+                            EcrReplicationConfigurationReplicationConfigurationRuleDestination(
+                                region=replicas.region, registry_id=self._account_id
+                            )
+                        ],
+                        repository_filter=[
+                            EcrReplicationConfigurationReplicationConfigurationRuleRepositoryFilter(
+                                filter=f"{self.repository_prefix}/", filter_type="PREFIX_MATCH"
+                            )
+                        ],
+                    )
+                ]
+            ),
+            # Replication copies only images pushed after it exists, into repositories that exist by then.
+            depends_on=[copy.repository for copy in copies.values()],
+        )
+        return copies
 
     # --- certificates ------------------------------------------------------------------------------
 
@@ -435,4 +500,4 @@ class Compute(Construct):
         )
 
 
-__all__ = ["Compute", "ImageTags"]
+__all__ = ["Compute", "ImageReplicas", "ImageTags"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from cdktf import TerraformProvider
 from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
 from cdktf_cdktf_provider_aws.ecr_repository import (
     EcrRepository,
@@ -29,6 +30,7 @@ class Repository(Construct):
         keep_count: int,  # images kept; older ones expire
         key: KmsKey,
         force_delete: bool = False,  # default: Terraform refuses to delete a repository that holds images
+        provider: TerraformProvider | None = None,  # default: the stack's primary-region provider
     ) -> None:
         super().__init__(scope, id)
         self.repository = EcrRepository(
@@ -40,6 +42,7 @@ class Repository(Construct):
             image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
             encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=key.arn)],
             force_delete=force_delete,
+            provider=provider,
         )
         EcrLifecyclePolicy(
             self,
@@ -61,6 +64,7 @@ class Repository(Construct):
                     ]
                 }
             ),
+            provider=provider,
         )
         self.name = self.repository.name
         self.arn = self.repository.arn

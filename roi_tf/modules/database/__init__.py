@@ -40,6 +40,7 @@ class Database(Construct):
         dr_region: str,
         dr_provider: TerraformProvider,
         dr_network: NetworkOutputs | None = None,  # the standby VPC in the DR region, if any
+        pilot_light: bool = False,  # replicas in the DR region of what the service cannot lose (dr section)
     ) -> None:
         super().__init__(scope, id)
         self.postgres = Postgres(
@@ -70,7 +71,15 @@ class Database(Construct):
             logs_key=keys.logs,
         )
         self.sessions = (
-            SessionsTable(self, "sessions", config=sessions, name=resource_name(env, "sessions"), key=keys.data)
+            SessionsTable(
+                self,
+                "sessions",
+                config=sessions,
+                name=resource_name(env, "sessions"),
+                key=keys.data,
+                replica_region=dr_region if pilot_light else None,
+                replica_key=keys.dr_data if pilot_light else None,
+            )
             if sessions.enabled
             else None
         )

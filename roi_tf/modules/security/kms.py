@@ -197,8 +197,12 @@ class EncryptionKeys(Construct):
                 *([self._config_statement()] if p.config_deliveries else []),
             ],
         )
-        self.dr_data = key("dr_data", f"RDS backups and replicas in {p.dr_region}", provider=dr_provider)
-        self.dr_storage = key("dr_storage", f"S3 replicas in {p.dr_region}", provider=dr_provider)
+        self.dr_data = key(
+            "dr_data",
+            f"RDS backups and replicas, Secrets Manager and DynamoDB replicas in {p.dr_region}",
+            provider=dr_provider,
+        )
+        self.dr_storage = key("dr_storage", f"S3 and ECR replicas in {p.dr_region}", provider=dr_provider)
         self.dr_logs = (
             key(
                 "dr_logs",

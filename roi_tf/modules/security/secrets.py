@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret, SecretsmanagerSecretReplica
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 from constructs import Construct
 
@@ -44,15 +44,27 @@ class SecretProps:
     region: str
     # Days a deleted secret stays restorable; 0 deletes it at once (so a disposable environment can be re-created).
     recovery_window_days: int = 30
+    # A replica in this region (the DR region's pilot light), Secrets Manager keeping it in sync; default: none.
+    replica_region: str | None = None
 
 
 class Secret(Construct):
     """A KMS-encrypted secret whose value never enters the state; ``grant_read`` gives a role exactly this secret."""
 
-    def __init__(self, scope: Construct, id: str, *, props: SecretProps, key: KmsKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: SecretProps,
+        key: KmsKey,
+        replica_key: KmsKey | None = None,  # encrypts the replica, in props.replica_region
+    ) -> None:
         super().__init__(scope, id)
         self._props = props
         self._key = key
+        if (props.replica_region is None) != (replica_key is None):
+            raise ValueError(f"secret {props.name}: a replica region needs a key in that region, and only then")
         self.secret = SecretsmanagerSecret(
             self,
             "secret",
@@ -60,6 +72,10 @@ class Secret(Construct):
             description=props.description,
             kms_key_id=key.arn,
             recovery_window_in_days=props.recovery_window_days,
+            # The value (written once, write-only) is copied by Secrets Manager, re-encrypted with the replica's key.
+            replica=[SecretsmanagerSecretReplica(region=props.replica_region, kms_key_id=replica_key.arn)]
+            if props.replica_region is not None and replica_key is not None
+            else None,
         )
         self.version = SecretsmanagerSecretVersion(
             self,
