@@ -216,6 +216,27 @@ def expected_alarms(stack: Stack, config: EnvironmentConfig) -> dict[str, tuple[
         (th.api_log_errors_per_minute, "GreaterThanThreshold", "Sum", transformation["namespace"],
          transformation["name"], ()),
     )  # fmt: skip
+    if config.dr.enabled:  # the pilot light's replication, against the RPO
+        rpo = config.dr.rpo_minutes * 60
+        for short, bucket in config.storage.buckets.items():
+            if not bucket.replicate:
+                continue
+            source, replica = stack.bucket_named(short), stack.bucket_named(f"{short}-replica")
+            dims = (
+                ("DestinationBucket", Stack.ref("aws_s3_bucket", replica, "bucket")),
+                ("RuleId", f"to-{config.dr_region}"),
+                ("SourceBucket", Stack.ref("aws_s3_bucket", source, "bucket")),
+            )
+            watched = (rpo, "GreaterThanThreshold", "Maximum", "AWS/S3", "ReplicationLatency", dims)
+            add("critical", f"{short}-replication-latency", watched, config.dr_region)  # the destination's region
+        if config.sessions.enabled:
+            (table,) = stack.resources("aws_dynamodb_table")
+            dims = (
+                ("ReceivingRegion", config.dr_region),
+                ("TableName", Stack.ref("aws_dynamodb_table", table, "name")),
+            )
+            watched = (rpo * 1000, "GreaterThanThreshold", "Maximum", "AWS/DynamoDB", "ReplicationLatency", dims)
+            add("critical", "sessions-replication-latency", watched)
     del elb
     return expected
 
@@ -287,6 +308,7 @@ MISSING_DATA = {
     "free-storage": "breaching",
     "lag": "breaching",  # a replica that stops reporting lag stopped replicating
     "memory-critical": "breaching",
+    "replication-latency": "missing",  # reported while something replicates; a quiet hour says nothing
 }
 
 
@@ -594,7 +616,12 @@ DIMENSIONS = {
     "DistributionId": ("aws_cloudfront_distribution", "id"),
     "AutoScalingGroupName": ("aws_autoscaling_group", "name"),
     "CacheClusterId": ("aws_elasticache_replication_group", "id"),
+    "SourceBucket": ("aws_s3_bucket", "bucket"),
+    "DestinationBucket": ("aws_s3_bucket", "bucket"),
+    "TableName": ("aws_dynamodb_table", "name"),
 }
+# S3 publishes replication metrics in the destination bucket's region, naming the source bucket of the other.
+READ_ELSEWHERE = {("AWS/S3", "SourceBucket")}
 LITERAL_DIMENSIONS = {"Region": "Global", "Currency": "USD"}
 # The dimension sets CloudWatch publishes each namespace's metrics under: a metric asked for with a set AWS does not
 # publish (CloudFront without Region=Global) is simply empty.
@@ -608,6 +635,8 @@ DIMENSION_SETS = {
     "AWS/CloudFront": [{"DistributionId", "Region"}],
     "AWS/Billing": [{"Currency"}, {"Currency", "ServiceName"}],
     "CWAgent": [{"AutoScalingGroupName"}],
+    "AWS/S3": [{"SourceBucket", "DestinationBucket", "RuleId"}],  # replication metrics
+    "AWS/DynamoDB": [{"TableName", "ReceivingRegion"}],  # global tables' replication metrics
 }
 
 
@@ -629,7 +658,7 @@ def every_metric(stack: Stack) -> Iterator[tuple[str, str, dict[str, str], str]]
 def test_every_metric_names_a_resource_of_this_stack_in_the_region_it_is_read_from(deployed) -> None:
     """Guards against a dead widget or an alarm that can never fire: a placeholder, a renamed resource, the wrong
     attribute (an ARN where CloudWatch wants its suffix) or a metric read in a region its resource is not in."""
-    stack, _ = deployed
+    stack, config = deployed
     checked = 0
     for where, region, dims, namespace in every_metric(stack):
         if not namespace.startswith("roi-systems-"):  # our log metric filter publishes without dimensions
@@ -640,6 +669,12 @@ def test_every_metric_names_a_resource_of_this_stack_in_the_region_it_is_read_fr
                 continue
             if namespace == "AWS/Billing" and dimension == "ServiceName":
                 continue
+            if dimension in ("RuleId", "ReceivingRegion"):  # the replication's rule and destination: the DR region
+                assert value in (f"to-{config.dr_region}", config.dr_region) and region in (
+                    config.region,
+                    config.dr_region,
+                )
+                continue
             rtype, attribute = DIMENSIONS[dimension]
             reference = value.split("}-")[0] + "}" if dimension == "CacheClusterId" else value
             match = REF.match(reference)
@@ -647,7 +682,9 @@ def test_every_metric_names_a_resource_of_this_stack_in_the_region_it_is_read_fr
             resource = stack.resources(rtype).get(match.group(2))
             assert resource is not None, f"{where}: {value} names no resource of this stack"
             home = GLOBAL_REGION if rtype == "aws_cloudfront_distribution" else stack.region_of(resource)
-            assert home == region, f"{where}: {dimension} of {home} read in {region}"
+            assert (home == region) is not ((namespace, dimension) in READ_ELSEWHERE), (
+                f"{where}: {dimension} of {home} read in {region}"
+            )
             checked += 1
     assert checked >= 60, checked
 

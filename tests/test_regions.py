@@ -39,6 +39,8 @@ CROSS_REGION = {
     # The pilot light's replicas (secrets, the sessions global table) are encrypted with the DR region's key.
     ("aws_secretsmanager_secret", "replica", "aws_kms_key"),
     ("aws_dynamodb_table", "replica", "aws_kms_key"),
+    # S3 publishes replication latency in the destination's region, naming the source bucket.
+    ("aws_cloudwatch_metric_alarm", "dimensions", "aws_s3_bucket"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")

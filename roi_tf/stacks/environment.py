@@ -7,6 +7,7 @@ things it is wired to (keys, network outputs, names); each owns the stack output
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import Fn, TerraformProvider, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
@@ -19,6 +20,7 @@ from roi_tf.modules.exports import export
 from roi_tf.modules.monitoring import AlertKeys, Monitoring, Regions, Targets, publishers
 from roi_tf.modules.networking import Networking
 from roi_tf.modules.protection import protect_data
+from roi_tf.modules.replication import replication_rule_id
 from roi_tf.modules.security import (
     AccountServices,
     Audit,
@@ -485,6 +487,7 @@ class EnvironmentStack(TerraformStack):
                 distribution_id=self.cdn.distribution.id,
                 api_tracing_name=compute.api.tracing_name,
                 gpu_auto_scaling_group=gpu.auto_scaling_group_name if gpu is not None else None,
+                **self._replication_targets(),
             ),
             regions=self._regions(),
             account_id=self.account_id,
@@ -493,6 +496,21 @@ class EnvironmentStack(TerraformStack):
             pagerduty_url=self.pagerduty_url.string_value if self.pagerduty_url is not None else None,
             providers={"dr": self.dr_provider, "cost": self.global_provider, **chatbot},
         )
+
+    def _replication_targets(self) -> dict[str, Any]:
+        """What the pilot light replicates, for the monitoring module's RPO alarms (none without a pilot light)."""
+        config = self.config
+        if not config.dr.enabled:
+            return {}
+        storage, sessions = self.storage, self.database.sessions
+        return {
+            "replicated_buckets": {
+                name: (storage.buckets[name].name, replica.name) for name, replica in storage.replicas.items()
+            },
+            "replication_rule_id": replication_rule_id(config.dr_region),
+            "replicated_table": sessions.name if sessions is not None else None,
+            "rpo_seconds": config.dr.rpo_minutes * 60,
+        }
 
     def _pipeline(self) -> Pipeline:
         """The CI roles (.github/workflows/infra.yml), trusting only the configured repository."""

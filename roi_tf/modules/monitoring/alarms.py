@@ -72,6 +72,12 @@ class Targets:
     distribution_id: str
     api_tracing_name: str  # the X-Ray service name the API reports (AWS_XRAY_TRACING_NAME)
     gpu_auto_scaling_group: str | None  # default: no GPU capacity
+    # The DR pilot light's replication, alarmed against the RPO: (source, replica) bucket names with their rule's ID,
+    # and the sessions global table; default: nothing replicated is alarmed (no pilot light).
+    replicated_buckets: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # "documents" -> (source, replica)
+    replication_rule_id: str = ""
+    replicated_table: str | None = None
+    rpo_seconds: int = 300
 
 
 def _lb(target: str, metric: str, stat: str, **extra: str) -> Metric:
@@ -235,6 +241,50 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
                 treat_missing_data=BREACHING,
                 metric=_rds(identifier, "ReplicaLag", "Maximum"),
                 region=region,
+            )
+        )
+    for short, (source, replica) in t.replicated_buckets.items():
+        alarms.append(
+            Alarm(
+                key=f"{short.replace('-', '_')}_replication_latency",
+                severity=CRITICAL,
+                description=(
+                    f"The {short} bucket's replica: S3 replication behind by more than {t.rpo_seconds} s (the RPO; "
+                    "Replication Time Control promises 15 minutes). Check first: OperationsPendingReplication and "
+                    "OperationsFailedReplication, the replication role and the DR key's policy."
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=t.rpo_seconds,
+                treat_missing_data=MISSING,  # reported while objects replicate; a quiet bucket says nothing
+                # Published in the destination bucket's region.
+                metric=Metric(
+                    namespace="AWS/S3",
+                    name="ReplicationLatency",
+                    dimensions={"SourceBucket": source, "DestinationBucket": replica, "RuleId": t.replication_rule_id},
+                    stat="Maximum",
+                ),
+                region=dr_region,
+            )
+        )
+    if t.replicated_table is not None:
+        alarms.append(
+            Alarm(
+                key="sessions_replication_latency",
+                severity=CRITICAL,
+                description=(
+                    f"{t.replicated_table}: writes reach the replica in {dr_region} more than {t.rpo_seconds} s "
+                    "late (the RPO; usually under a second). Check first: the table's throttling, the AWS Health "
+                    "dashboard for DynamoDB in either region."
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=t.rpo_seconds * 1000,  # milliseconds
+                treat_missing_data=MISSING,  # reported while items are written
+                metric=Metric(
+                    namespace="AWS/DynamoDB",
+                    name="ReplicationLatency",
+                    dimensions={"TableName": t.replicated_table, "ReceivingRegion": dr_region},
+                    stat="Maximum",
+                ),
             )
         )
     for i, node in enumerate(t.redis_nodes):
