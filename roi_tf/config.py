@@ -452,6 +452,9 @@ class DrConfig:
     state_bucket: str | None = None
     # The recovery point objective: replication lag above it alarms (documents, database, cache, sessions).
     rpo_minutes: int = 5
+    # The cache as an ElastiCache Global Datastore with a secondary in dr_region (one node per shard, the primary's
+    # node type); default: off (the cache is not copied: see docs/DEPLOYMENT.md, "Regional failover").
+    cache_replica: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -582,6 +585,10 @@ def aws_data(name: str) -> Mapping[str, Any]:
     return json.loads((AWS_DATA_DIR / f"{name}.json").read_text())
 
 
+# Node sizes below "large" (Global Datastore requires large and above).
+SMALLER_THAN_LARGE = frozenset({"nano", "micro", "small", "medium"})
+
+
 def node_family(node_type: str) -> str:
     """``cache.r5.large`` -> ``r5``; ``db.t4g.micro`` -> ``t4g``."""
     return node_type.split(".")[1]
@@ -704,7 +711,7 @@ class _Loader:
         monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
         ci = self._ci(expected_name, data.get("ci", {}))
         usage = UsageConfig(**{**_schema_defaults(self.schema["properties"]["usage"]), **data.get("usage", {})})
-        dr = self._dr(data, state, database, storage)
+        dr = self._dr(data, state, database, cache, storage)
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -748,10 +755,27 @@ class _Loader:
             dr=dr,
         )
 
-    def _dr(self, data: Mapping[str, Any], state: StateConfig, db: DatabaseConfig, storage: StorageConfig) -> DrConfig:
+    def _dr(
+        self,
+        data: Mapping[str, Any],
+        state: StateConfig,
+        db: DatabaseConfig,
+        cache: CacheConfig,
+        storage: StorageConfig,
+    ) -> DrConfig:
         if "dr" not in data:
             return DrConfig()
         dr = DrConfig(**self.section(data, "dr"))
+        if dr.cache_replica:
+            supported = aws_data("instance_classes")["elasticache_global_datastore_families"]
+            family, size = node_family(cache.node_type), cache.node_type.rsplit(".", 1)[-1]
+            if family not in supported["families"] or size in SMALLER_THAN_LARGE:
+                self.problem(
+                    "$.dr.cache_replica",
+                    f"cache.node_type {cache.node_type!r} cannot join a Global Datastore (AWS: families "
+                    f"{', '.join(supported['families'])}, size {supported['min_size']} and above; "
+                    f"{supported['source_global']})",
+                )
         if dr.state_bucket == state.bucket:
             self.problem("$.dr.state_bucket", "must differ from state.bucket: it is the state's copy in dr_region")
         # What the pilot light stands on: the standby VPC with the database replica, and replicated backups.

@@ -225,6 +225,10 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
         dr_networking=r(prod.dr_networking, availability_zone_ids=("euc1-az1", "euc1-az2"), flow_log_retention_days=60),
         database=r(prod.database, deletion_protection=True, log_retention_days=120),
         cache=r(prod.cache, log_retention_days=150),
+        # The pilot light with the cache copied too (a Global Datastore: prod's budget leaves no room for it yet),
+        # its own RPO, told apart from the replica-lag threshold.
+        dr=r(prod.dr, state_bucket="roi-systems-terraform-state-canary-eu-central-1", rpo_minutes=10,
+             cache_replica=True),
         # The services told apart: own ports and health path, the API's count above its floor and its own
         # cooldown, the ML service without scaling, a stricter TLS policy than the default.
         compute=r(prod.compute, log_retention_days=30,

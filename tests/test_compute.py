@@ -27,6 +27,22 @@ def repository(stack: Stack, config: EnvironmentConfig, image: str) -> tuple[str
     return found
 
 
+def redis_app_user(stack: Stack, config: EnvironmentConfig) -> tuple[str, dict[str, Any]]:
+    """The cache's application user in the primary region (a Global Datastore secondary has its own)."""
+    (found,) = [
+        (n, u)
+        for n, u in stack.find("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
+        if "provider" not in u
+    ]
+    return found
+
+
+def primary_cache(stack: Stack) -> tuple[str, dict[str, Any]]:
+    """The cache the application uses: the replication group in the primary region."""
+    (found,) = [(n, g) for n, g in stack.resources("aws_elasticache_replication_group").items() if "provider" not in g]
+    return found
+
+
 def service(stack: Stack, config: EnvironmentConfig, which: str) -> tuple[str, dict[str, Any]]:
     return stack.one("aws_ecs_service", name=f"roi-systems-{config.name}-{which}")
 
@@ -254,8 +270,8 @@ def api_environment(stack: Stack, config: EnvironmentConfig) -> dict[str, str]:
     """What the API is told, each value from the resource it names (written out here, not derived from the code)."""
     (proxy,) = stack.resources("aws_db_proxy")
     (primary,) = [n for n, b in stack.resources("aws_db_instance").items() if "replicate_source_db" not in b]
-    (redis_name, redis), *_ = stack.resources("aws_elasticache_replication_group").items()
-    app_user, _ = stack.one("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
+    redis_name, redis = primary_cache(stack)
+    app_user, _ = redis_app_user(stack, config)
     queue, _ = stack.one("aws_sqs_queue", name=f"roi-systems-{config.name}-events")
     lb = config.compute.load_balancer
     if lb.domain_name:
@@ -287,8 +303,8 @@ def test_api_gets_its_endpoints_from_the_database_module_and_its_secret_from_sec
     app = containers(stack, config, "api")["app"]
     environment = {e["name"]: e["value"] for e in app["environment"]}
     (proxy,) = stack.resources("aws_db_proxy")
-    (redis,) = stack.resources("aws_elasticache_replication_group")
-    app_user, _ = stack.one("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
+    redis, _ = primary_cache(stack)
+    app_user, _ = redis_app_user(stack, config)
     assert environment["DATABASE_HOST"] == Stack.ref("aws_db_proxy", proxy, "endpoint")
     assert environment["DATABASE_USER"] == config.database.master_username
     assert environment["REDIS_HOST"] == Stack.ref(
@@ -613,8 +629,8 @@ def test_api_task_role_may_do_exactly_what_the_api_uses(deployed) -> None:
         f'${{element(split(":", aws_db_proxy.{proxy}.arn), 6)}}/{config.database.master_username}'
     )
     # ElastiCache IAM authentication checks both: the replication group and the user.
-    redis_user, _ = stack.one("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
-    (group,) = stack.resources("aws_elasticache_replication_group")
+    redis_user, _ = redis_app_user(stack, config)
+    group, _ = primary_cache(stack)
     assert statements["ConnectToRedisAsAppUser"]["resources"] == [
         Stack.ref("aws_elasticache_replication_group", group, "arn"),
         Stack.ref("aws_elasticache_user", redis_user, "arn"),

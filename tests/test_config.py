@@ -450,6 +450,15 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "replication lag of the documents",
         ],
     ),
+    "cache copied by a Global Datastore on a node type that cannot join one": (
+        "prod",
+        lambda d: (d["dr"].update(cache_replica=True), d["cache"].update(node_type="cache.t4g.medium")),
+        [
+            "environments/prod.json: $.dr.cache_replica: cache.node_type 'cache.t4g.medium' cannot join a Global "
+            "Datastore (AWS: families c7gn, m5, m6g, m7g, r5, r6g, r6gd, r7g, size large and above; "
+            "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastores-Getting-Started.html)"
+        ],
+    ),
     "force_destroy outside dev": (
         "staging",
         set_path("storage", "force_destroy", value=True),
@@ -1293,3 +1302,19 @@ def test_a_zone_apex_is_in_its_zone_and_a_lookalike_is_not(problems_after, secti
 )
 def test_tag_values_follow_awss_character_set(value: str, accepted: bool) -> None:
     assert (cfg.tag_problem(value) is None) is accepted
+
+
+@pytest.mark.parametrize(
+    ("node_type", "joins"),
+    [("cache.r5.large", True), ("cache.m5.xlarge", True), ("cache.r7g.large", True), ("cache.m5.medium", False),
+     ("cache.t4g.medium", False), ("cache.r4.large", False)],
+)  # fmt: skip
+def test_only_global_datastore_families_of_size_large_and_above_can_copy_the_cache(
+    problems_after, node_type: str, joins: bool
+) -> None:
+    def change(d: dict) -> None:
+        d["dr"]["cache_replica"] = True
+        d["cache"]["node_type"] = node_type
+
+    found = [p for p in problems_after("prod", change) if p.startswith("$.dr.cache_replica")]
+    assert (found == []) is joins, found

@@ -183,6 +183,20 @@ def test_the_pilot_lights_replicas_are_priced_in_the_dr_region_where_configured(
         assert dr_lines["ECR"].monthly_usd == pytest.approx(config.usage.ecr_storage_gb * gb)
 
 
+def test_a_global_datastore_secondary_is_priced_as_the_primarys_node_type_in_the_dr_region(canary, prices) -> None:
+    config, canary_stacks = canary
+    result = estimate(canary_stacks[config.name].json, config, prices)
+    lines = [line for line in result.lines if line.service == "ElastiCache"]
+    (secondary,) = [line for line in lines if line.region == config.dr_region]
+    hourly, _ = prices.rate(f"elasticache.{config.cache.node_type}", config.dr_region)
+    # One node per shard while it stands by, of the primary's type (AWS requires the same type in every member).
+    assert (
+        secondary.item == f"{config.cache.node_type} x {config.cache.shards} (Global Datastore secondary in "
+        f"{config.dr_region})"
+    )
+    assert secondary.monthly_usd == pytest.approx(config.cache.shards * hourly * 730)
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_environment_is_estimated_within_its_documented_budget(estimates, configs, env: str) -> None:
     result = estimates[env]

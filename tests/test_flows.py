@@ -60,6 +60,8 @@ def intended_flows(config: EnvironmentConfig) -> Counter[Flow]:
         flows.append((f"{name}-dr-app", "egress", "tcp", HTTPS, HTTPS, ANYWHERE))
         if config.database.cross_region_replica:
             flows += connect(f"{name}-dr-app", f"{name}-postgres-dr", PG)
+        if config.dr.cache_replica:  # the Global Datastore's secondary, in the standby VPC
+            flows += connect(f"{name}-dr-app", f"{name}-redis-dr", REDIS)
     return Counter(flows)
 
 

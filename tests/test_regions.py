@@ -41,6 +41,8 @@ CROSS_REGION = {
     ("aws_dynamodb_table", "replica", "aws_kms_key"),
     # S3 publishes replication latency in the destination's region, naming the source bucket.
     ("aws_cloudwatch_metric_alarm", "dimensions", "aws_s3_bucket"),
+    # A Global Datastore's secondary joins the global group, created from the primary in the primary region.
+    ("aws_elasticache_replication_group", "global_replication_group_id", "aws_elasticache_global_replication_group"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")

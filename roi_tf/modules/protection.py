@@ -24,6 +24,7 @@ DATA_HOLDING: dict[str, str] = {
     "aws_db_instance": "the database (replicas: the copies failover relies on)",
     "aws_db_instance_automated_backups_replication": "the backups copied to the DR region",
     "aws_elasticache_replication_group": "cached data and the job queues",
+    "aws_elasticache_global_replication_group": "the cache's copy in the DR region (its secondary is detached)",
     "aws_dynamodb_table": "the sessions (state stacks: the lock table)",
     "aws_secretsmanager_secret": "the secret values",
     "aws_guardduty_detector": "GuardDuty's findings",

@@ -308,6 +308,7 @@ class EnvironmentStack(TerraformStack):
             dr_provider=self.dr_provider,
             dr_network=self.dr_networking.outputs if self.dr_networking else None,
             pilot_light=config.dr.enabled,
+            cache_replica=config.dr.enabled and config.dr.cache_replica,
         )
 
     def _storage(self) -> Storage:

@@ -279,11 +279,20 @@ class _Pricer:
 
     def elasticache(self) -> None:
         for group in self.of("aws_elasticache_replication_group"):
-            region = self.region_of(group)
-            nodes = group.get("num_cache_clusters") or group["num_node_groups"] * (group["replicas_per_node_group"] + 1)
-            key = f"elasticache.{group['node_type']}"
+            region, shape = self.region_of(group), group
+            if "global_replication_group_id" in group:  # a Global Datastore secondary: the primary's type and shards
+                datastore = self.referenced(group["global_replication_group_id"])
+                shape = self.referenced(datastore["primary_replication_group_id"])
+            shards = shape.get("num_node_groups", 1)
+            nodes = group.get("num_cache_clusters") or shards * (group["replicas_per_node_group"] + 1)
+            key = f"elasticache.{shape['node_type']}"
+            where = f" (Global Datastore secondary in {region})" if shape is not group else ""
             self.add(
-                "ElastiCache", f"{group['node_type']} x {nodes}", nodes * self.rate(key, region) * HOURS, region, key
+                "ElastiCache",
+                f"{shape['node_type']} x {nodes}{where}",
+                nodes * self.rate(key, region) * HOURS,
+                region,
+                key,
             )
 
     def storage_and_cdn(self) -> None:

@@ -10,7 +10,7 @@ from cdktf import TerraformProvider
 from constructs import Construct
 
 from roi_tf.config import CacheConfig, DatabaseConfig, SessionsConfig
-from roi_tf.modules.database.cache import Cache
+from roi_tf.modules.database.cache import Cache, CacheReplica
 from roi_tf.modules.database.postgres import Postgres
 from roi_tf.modules.database.sessions import SessionsTable
 from roi_tf.modules.exports import export
@@ -41,6 +41,7 @@ class Database(Construct):
         dr_provider: TerraformProvider,
         dr_network: NetworkOutputs | None = None,  # the standby VPC in the DR region, if any
         pilot_light: bool = False,  # replicas in the DR region of what the service cannot lose (dr section)
+        cache_replica: bool = False,  # the cache as a Global Datastore with a secondary in the standby VPC
     ) -> None:
         super().__init__(scope, id)
         self.postgres = Postgres(
@@ -69,6 +70,9 @@ class Database(Construct):
             network=network,
             data_key=keys.data,
             logs_key=keys.logs,
+            replica=CacheReplica(dr_region, dr_provider, dr_network, keys.dr_data, keys.dr_logs)
+            if cache_replica and dr_network is not None and keys.dr_logs is not None
+            else None,
         )
         self.sessions = (
             SessionsTable(

@@ -6,8 +6,11 @@ Mirrors terraform-aws-modules/elasticache. Clients authenticate as the ``<id>-ap
 
 from __future__ import annotations
 
-from cdktf import TerraformResourceLifecycle
+from dataclasses import dataclass
+
+from cdktf import TerraformProvider, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.elasticache_global_replication_group import ElasticacheGlobalReplicationGroup
 from cdktf_cdktf_provider_aws.elasticache_parameter_group import (
     ElasticacheParameterGroup,
     ElasticacheParameterGroupParameter,
@@ -24,6 +27,7 @@ from constructs import Construct
 from roi_tf.config import CacheConfig
 from roi_tf.modules.firewall import allow
 from roi_tf.modules.networking import NetworkOutputs
+from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import KmsKey
 from roi_tf.naming import final_snapshot_name
 
@@ -53,6 +57,20 @@ APP_ACCESS_STRING = " ".join(("on", "~*", "&*", *APP_COMMAND_RULES))
 DISABLED_ACCESS_STRING = "off -@all"
 
 
+DR_SUFFIX = "-dr"
+
+
+@dataclass(frozen=True)
+class CacheReplica:
+    """Where the cache's Global Datastore secondary stands: the DR region, its provider, standby VPC and keys."""
+
+    region: str
+    provider: TerraformProvider
+    network: NetworkOutputs
+    data_key: KmsKey
+    logs_key: KmsKey
+
+
 class Cache(Construct):
     """Redis in cluster mode, encrypted at rest and in transit, reachable only from the app."""
 
@@ -67,26 +85,15 @@ class Cache(Construct):
         network: NetworkOutputs,
         data_key: KmsKey,
         logs_key: KmsKey,
+        replica: CacheReplica | None = None,  # default: the cache lives in its region only
     ) -> None:
         super().__init__(scope, id)
-        p = config
+        p = self._config = config
         name = replication_group_id
+        self._log_group_prefix = log_group_prefix
 
-        self.security_group = SecurityGroup(
-            self,
-            "security_group",
-            name=name,
-            description=f"{name}: Redis from the application only",
-            vpc_id=network.vpc_id,
-            tags={"Name": name},
-        )
-        allow(
-            self,
-            "app_to_cache",
-            source=network.application_security_group_id,
-            destination=self.security_group.id,
-            port=REDIS_PORT,
-            description="Redis: application to the cache",
+        self.security_group, user_group, self.app_user, log_groups = self._members(
+            self, name, network, logs_key, log_group_prefix
         )
 
         family = f"redis{p.engine_version.split('.')[0]}"
@@ -102,47 +109,6 @@ class Cache(Construct):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
 
-        default_user = ElasticacheUser(
-            self,
-            "default_user",
-            user_id=f"{name}-default",
-            user_name="default",
-            engine="redis",
-            access_string=DISABLED_ACCESS_STRING,
-            authentication_mode=ElasticacheUserAuthenticationMode(type="no-password-required"),
-            tags={"Name": f"{name}-default"},
-        )
-        # IAM authentication requires user_id == user_name.
-        self.app_user = ElasticacheUser(
-            self,
-            "app_user",
-            user_id=f"{name}-app",
-            user_name=f"{name}-app",
-            engine="redis",
-            access_string=APP_ACCESS_STRING,
-            authentication_mode=ElasticacheUserAuthenticationMode(type="iam"),
-            tags={"Name": f"{name}-app"},
-        )
-        user_group = ElasticacheUserGroup(
-            self,
-            "user_group",
-            user_group_id=f"{name}-users",
-            engine="redis",
-            user_ids=[default_user.user_id, self.app_user.user_id],
-            tags={"Name": f"{name}-users"},
-        )
-
-        log_groups = {
-            log_type: CloudwatchLogGroup(
-                self,
-                f"{log_type.replace('-', '_')}_group",
-                name=f"{log_group_prefix}/{log_type}",
-                retention_in_days=p.log_retention_days,
-                kms_key_id=logs_key.arn,
-                tags={"Name": f"{name}-{log_type}"},
-            )
-            for log_type in LOG_TYPES
-        }
         multi_az = p.replicas_per_shard > 0
         self.replication_group = ElasticacheReplicationGroup(
             self,
@@ -183,9 +149,13 @@ class Cache(Construct):
                 for log_type, group in log_groups.items()
             ],
             tags={"Name": name},
-            # The final snapshot's name is fixed when the group is created (see final_snapshot_name).
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
+            # The final snapshot's name is fixed when the group is created (see final_snapshot_name). In a Global
+            # Datastore the engine version is the global group's to change (it upgrades every member).
+            lifecycle=TerraformResourceLifecycle(
+                ignore_changes=["final_snapshot_identifier", *(["engine_version"] if replica else [])]
+            ),
         )
+        self.dr_replication_group = self._replicate(replica, name) if replica else None
         self.configuration_endpoint = self.replication_group.configuration_endpoint_address
         # Cluster mode names its nodes <group>-<shard 0001...>-<node 001...>: CloudWatch's CacheClusterId of each.
         self.node_ids = [
@@ -195,3 +165,119 @@ class Cache(Construct):
         ]
         self.port = REDIS_PORT
         self.app_user_name = self.app_user.user_name
+
+    def _members(
+        self, scope: Construct, name: str, network: NetworkOutputs, logs_key: KmsKey, log_group_prefix: str
+    ) -> tuple[SecurityGroup, ElasticacheUserGroup, ElasticacheUser, dict[str, CloudwatchLogGroup]]:
+        """What each member of the cache has in its region: the security group admitting the application, the
+        users (users and groups are regional: a secondary has its own, with the same names), the log groups."""
+        security_group = SecurityGroup(
+            scope,
+            "security_group",
+            name=name,
+            description=f"{name}: Redis from the application only",
+            vpc_id=network.vpc_id,
+            tags={"Name": name},
+        )
+        allow(
+            scope,
+            "app_to_cache",
+            source=network.application_security_group_id,
+            destination=security_group.id,
+            port=REDIS_PORT,
+            description="Redis: application to the cache",
+        )
+        users = name.removesuffix(DR_SUFFIX)  # the same user names in every region (the application's REDIS_USER)
+        default_user = ElasticacheUser(
+            scope,
+            "default_user",
+            user_id=f"{users}-default",
+            user_name="default",
+            engine="redis",
+            access_string=DISABLED_ACCESS_STRING,
+            authentication_mode=ElasticacheUserAuthenticationMode(type="no-password-required"),
+            tags={"Name": f"{users}-default"},
+        )
+        # IAM authentication requires user_id == user_name.
+        app_user = ElasticacheUser(
+            scope,
+            "app_user",
+            user_id=f"{users}-app",
+            user_name=f"{users}-app",
+            engine="redis",
+            access_string=APP_ACCESS_STRING,
+            authentication_mode=ElasticacheUserAuthenticationMode(type="iam"),
+            tags={"Name": f"{users}-app"},
+        )
+        user_group = ElasticacheUserGroup(
+            scope,
+            "user_group",
+            user_group_id=f"{users}-users",
+            engine="redis",
+            user_ids=[default_user.user_id, app_user.user_id],
+            tags={"Name": f"{users}-users"},
+        )
+        log_groups = {
+            log_type: CloudwatchLogGroup(
+                scope,
+                f"{log_type.replace('-', '_')}_group",
+                name=f"{log_group_prefix}/{log_type}",
+                retention_in_days=self._config.log_retention_days,
+                kms_key_id=logs_key.arn,
+                tags={"Name": f"{name}-{log_type}"},
+            )
+            for log_type in LOG_TYPES
+        }
+        return security_group, user_group, app_user, log_groups
+
+    def _replicate(self, replica: CacheReplica, name: str) -> ElasticacheReplicationGroup:
+        """A Global Datastore: the primary replicates to a secondary in the DR region (typically under a second),
+        which failover promotes (aws elasticache failover-global-replication-group). The secondary has one node per
+        shard while it stands by (the node type is the primary's: AWS requires it); add replicas after failover."""
+        p = self._config
+        self.global_datastore = ElasticacheGlobalReplicationGroup(
+            self,
+            "global_datastore",
+            global_replication_group_id_suffix=name,
+            global_replication_group_description=f"{name}: cache and queues, copied to {replica.region}",
+            primary_replication_group_id=self.replication_group.id,
+            engine_version=p.engine_version,
+        )
+        dr = Construct(self, "dr")
+        use_provider(dr, replica.provider)
+        dr_name = f"{name}{DR_SUFFIX}"
+        security_group, user_group, _, log_groups = self._members(
+            dr, dr_name, replica.network, replica.logs_key, self._log_group_prefix
+        )
+        # Engine, version, node type, shards, parameter group and encryption settings come from the Global
+        # Datastore: AWS refuses them on a secondary.
+        return ElasticacheReplicationGroup(
+            dr,
+            "replication_group",
+            replication_group_id=dr_name,
+            description=f"{dr_name}: the cache's secondary in {replica.region} (Global Datastore)",
+            global_replication_group_id=self.global_datastore.global_replication_group_id,
+            replicas_per_node_group=0,
+            automatic_failover_enabled=True,
+            multi_az_enabled=False,
+            port=REDIS_PORT,
+            subnet_group_name=replica.network.elasticache_subnet_group_name,
+            security_group_ids=[security_group.id],
+            kms_key_id=replica.data_key.arn,
+            user_group_ids=[user_group.user_group_id],
+            snapshot_retention_limit=p.snapshot_retention_days,
+            snapshot_window=p.snapshot_window,
+            maintenance_window=p.maintenance_window,
+            auto_minor_version_upgrade="true",
+            apply_immediately=False,
+            log_delivery_configuration=[
+                ElasticacheReplicationGroupLogDeliveryConfiguration(
+                    destination=group.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type=log_type,
+                )
+                for log_type, group in log_groups.items()
+            ],
+            tags={"Name": dr_name},
+        )
