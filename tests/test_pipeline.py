@@ -237,13 +237,14 @@ def test_apply_manages_exactly_the_services_of_its_stack_in_its_regions(stack: S
     named = {"s3", "dynamodb"} & expected  # granted on the environment's names instead
     assert {a.removesuffix(":*") for a in statement.actions} == expected - named
     assert all(a.endswith(":*") for a in statement.actions)
-    for service in named:
-        granted = apply.statement(f"ManageEnvironment{service.capitalize()}Resources")
-        assert granted.actions == (f"{service}:*",) and not granted.conditions
     regions = {config.region, config.dr_region, "us-east-1"}
     if "slack" in (config.monitoring.critical.route, config.monitoring.warning.route):
         regions.add(config.monitoring.chatbot_region)
-    assert statement.conditions == (("StringEquals", "aws:RequestedRegion", tuple(sorted(regions))),)
+    in_regions = (("StringEquals", "aws:RequestedRegion", tuple(sorted(regions))),)
+    assert statement.conditions == in_regions
+    for service in named:  # tables in the environment's regions; buckets wherever they are (global names)
+        granted = apply.statement(f"ManageEnvironment{service.capitalize()}Resources")
+        assert granted.actions == (f"{service}:*",) and granted.conditions == (in_regions if service != "s3" else ())
 
 
 def test_apply_can_deploy_its_environment_and_nothing_outside_it(stack: Stack, config) -> None:
@@ -264,7 +265,8 @@ def test_apply_can_deploy_its_environment_and_nothing_outside_it(stack: Stack, c
     creating = {"aws:RequestTag/Environment": other}
     assert apply.decide("ec2:CreateVpc", arn("ec2", region, "vpc/*"), **creating).effect == "explicit-deny"
     assert apply.decide("ec2:CreateVpc", arn("ec2", region, "vpc/*"), **{"aws:RequestTag/Environment": env}).allowed
-    # Buckets and tables by name: the environment's, in any region; no other one, even untagged.
+    # Buckets by name: the environment's, wherever they are (bucket names are global); tables by name in the
+    # environment's regions; no other one, even untagged.
     bucket = f"arn:aws:s3:::roi-systems-{env}-documents-replica-{ACCOUNT}"
     assert apply.decide("s3:PutObject", f"{bucket}/x", **{"aws:RequestedRegion": "eu-west-1"}).allowed
     assert not apply.decide("s3:PutBucketPolicy", f"arn:aws:s3:::roi-systems-{other}-documents-{ACCOUNT}").allowed
@@ -317,6 +319,41 @@ def test_apply_manages_iam_only_under_the_environments_names(stack: Stack, confi
         for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole"):
             assert apply.decide(action, own, **{"iam:PolicyARN": view_only}).effect == "explicit-deny", (kind, action)
         assert apply.decide("iam:GetRole", own).allowed  # a refresh still reads them
+
+
+def test_apply_creates_the_service_linked_roles_its_stack_needs_and_no_others(stack: Stack, config) -> None:
+    """The pilot light's replication creates service-linked roles at its first apply: the global table's and ECR's."""
+    apply = Role(stack, config, "apply")
+
+    def creates(service: str) -> bool:
+        role_arn = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/AWSServiceRole"
+        return apply.decide("iam:CreateServiceLinkedRole", role_arn, **{"iam:AWSServiceName": service}).allowed
+
+    needed = {"elasticloadbalancing.amazonaws.com", "ecs.amazonaws.com", "rds.amazonaws.com"}
+    if stack.resources("aws_ecr_replication_configuration"):
+        needed.add("replication.ecr.amazonaws.com")
+    if any("replica" in table for table in stack.resources("aws_dynamodb_table").values()):
+        needed.add("replication.dynamodb.amazonaws.com")
+    assert {service for service in needed if not creates(service)} == set()
+    assert not creates("opensearchservice.amazonaws.com") and not creates("replication.s3.amazonaws.com")
+
+
+@pytest.mark.parametrize("env", ["prod"], indirect=True)
+def test_apply_sets_up_the_pilot_lights_replication_in_the_dr_region_only(stack: Stack, config) -> None:
+    apply = Role(stack, config, "apply")
+    table = f"roi-systems-{config.name}-sessions"
+    for region, allowed in ((config.dr_region, True), ("eu-west-1", False)):
+        requests = {
+            "dynamodb:CreateTableReplica": arn("dynamodb", region, f"table/{table}"),
+            "ecr:CreateRepository": arn("ecr", region, f"repository/roi-systems-{config.name}-apps/api"),
+            "secretsmanager:ReplicateSecretToRegions": arn("secretsmanager", config.region, "secret:x"),
+        }
+        for action, resource in requests.items():
+            decision = apply.decide(action, resource, **{"aws:RequestedRegion": region})
+            assert decision.allowed is allowed, (action, region)
+    assert apply.decide("ecr:PutReplicationConfiguration", "*").allowed
+    other = arn("dynamodb", config.dr_region, "table/roi-systems-other-sessions")
+    assert not apply.decide("dynamodb:CreateTableReplica", other, **{"aws:RequestedRegion": config.dr_region}).allowed
 
 
 def test_every_role_the_stack_creates_can_be_passed_to_its_service(stacks: dict[str, Stack], configs) -> None:

@@ -133,6 +133,9 @@ SERVICE_LINKED_ROLES = {
     "autoscaling": ("autoscaling.amazonaws.com", "spot.amazonaws.com"),
     "chatbot": ("management.chatbot.amazonaws.com",),
     "config": ("config.amazonaws.com",),
+    # Global tables and ECR replication (the DR pilot light) replicate through a service-linked role of their own.
+    "dynamodb": ("replication.dynamodb.amazonaws.com",),
+    "ecr": ("replication.ecr.amazonaws.com",),
     "ecs": ("ecs.amazonaws.com",),
     "elasticache": ("elasticache.amazonaws.com",),
     "elasticloadbalancing": ("elasticloadbalancing.amazonaws.com",),
@@ -455,6 +458,9 @@ class Pipeline(Construct):
                         pattern.format(partition=p.partition, account=p.account_id, prefix=p.name_prefix)
                         for pattern in NAMED_SERVICES[service]
                     ],
+                    # Tables by name and, like every other service, only in the environment's regions (a table of
+                    # the same name elsewhere is not the stack's); bucket names are global, their region the bucket's.
+                    conditions={("StringEquals", "aws:RequestedRegion"): list(p.regions)} if service != "s3" else {},
                 )
                 for service in by_name
             ),
