@@ -1284,9 +1284,12 @@ def load_environments(
     schema = load_schema(environments_dir)
     loaders: dict[str, _Loader] = {}
     configs: dict[str, EnvironmentConfig] = {}
+    state_names: dict[str, dict[str, tuple[str, str]]] = {}
     for name in dict.fromkeys(requested):
         loader = loaders[name] = _Loader(environments_dir / f"{name}.json", schema)
         data = loader.read()
+        if isinstance(data, Mapping):
+            state_names[name] = _state_names(data)
         if data is not None:
             loader.validate_schema(data)
             if not loader.problems:
@@ -1294,6 +1297,7 @@ def load_environments(
                 if config is not None:
                     configs[name] = config
     _check_shared_accounts(configs, loaders)
+    _check_unique_state_names(state_names, loaders, _state_names_of_others(requested, environments_dir))
     problems = [problem for loader in loaders.values() for problem in loader.problems]
     if problems:
         raise ConfigError(problems)
@@ -1327,3 +1331,53 @@ def _check_shared_accounts(configs: Mapping[str, EnvironmentConfig], loaders: Ma
                 f"account {account} is shared with {names[0]}, whose pilot light owns the account's ECR replication "
                 "already (one per account and region): give this environment its own account",
             )
+
+
+# Where each environment keeps its state: S3 bucket names are global, and two environments sharing a lock table or a
+# bucket would share the other's state, or one's state stack would take over the other's bucket.
+STATE_NAMES = {("state", "bucket"): "bucket", ("dr", "state_bucket"): "bucket", ("state", "lock_table"): "table"}
+
+
+def _state_names(data: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """JSON path -> (namespace, name) of every state location an environment file names."""
+    names = {}
+    for (section, key), namespace in STATE_NAMES.items():
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), Mapping) else None
+        if isinstance(value, str):
+            names[f"$.{section}.{key}"] = (namespace, value)
+    return names
+
+
+def _state_names_of_others(requested: Sequence[str], environments_dir: Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """The state names of the environments not being loaded (``--env``), read leniently: their own problems are
+    reported when they are loaded; a name they take is still taken."""
+    others = {}
+    for name in ENVIRONMENTS:
+        if name in requested:
+            continue
+        try:
+            data = json.loads((environments_dir / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, Mapping):
+            others[name] = _state_names(data)
+    return others
+
+
+def _check_unique_state_names(
+    names: Mapping[str, Mapping[str, tuple[str, str]]],
+    loaders: Mapping[str, _Loader],
+    others: Mapping[str, Mapping[str, tuple[str, str]]],
+) -> None:
+    """Across files: no two environments name the same state bucket (or DR copy) or lock table. The names come from
+    the files as written (a file with other problems still takes its names); the environments not being loaded
+    (``--env``) take theirs first."""
+    taken: dict[tuple[str, str], str] = {}
+    for name, found in [*others.items(), *names.items()]:
+        for where, key in found.items():
+            owner = taken.setdefault(key, name)
+            if owner != name and name in loaders:
+                why = "S3 bucket names are global" if key[0] == "bucket" else "a shared lock table shares the locks"
+                loaders[name].problem(
+                    where, f"{key[1]!r} is {owner}'s already: every environment keeps its state apart ({why})"
+                )

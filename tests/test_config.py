@@ -459,6 +459,23 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastores-Getting-Started.html)"
         ],
     ),
+    "prod keeps its state in staging's bucket, lock table and (as its DR copy) dev's bucket": (
+        "prod",
+        lambda d: (
+            d["state"].update(
+                bucket="roi-systems-terraform-state-staging", lock_table="roi-systems-terraform-locks-staging"
+            ),
+            d["dr"].update(state_bucket="roi-systems-terraform-state-dev"),
+        ),
+        [
+            "environments/prod.json: $.state.bucket: 'roi-systems-terraform-state-staging' is staging's already: every "
+            "environment keeps its state apart (S3 bucket names are global)",
+            "environments/prod.json: $.dr.state_bucket: 'roi-systems-terraform-state-dev' is dev's already: every "
+            "environment keeps its state apart (S3 bucket names are global)",
+            "environments/prod.json: $.state.lock_table: 'roi-systems-terraform-locks-staging' is staging's already: "
+            "every environment keeps its state apart (a shared lock table shares the locks)",
+        ],
+    ),
     "force_destroy outside dev": (
         "staging",
         set_path("storage", "force_destroy", value=True),
@@ -1318,3 +1335,20 @@ def test_only_global_datastore_families_of_size_large_and_above_can_copy_the_cac
 
     found = [p for p in problems_after("prod", change) if p.startswith("$.dr.cache_replica")]
     assert (found == []) is joins, found
+
+
+def test_state_names_are_checked_against_the_environments_not_being_loaded(tmp_path: Path) -> None:
+    """``main.py --env prod`` (deploy.sh) still refuses staging's state bucket: the other files are read for their
+    names, even a file with problems of its own; names no one else uses pass."""
+    shutil.copytree(ENV_DIR, tmp_path, dirs_exist_ok=True)
+    prod = tmp_path / "prod.json"
+    edit(prod, lambda d: d["state"].update(bucket="roi-systems-terraform-state-staging"))
+    edit(tmp_path / "staging.json", lambda d: d["networking"].update(az_count=1))  # staging itself is broken
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.load_environments(["prod"], tmp_path)
+    assert [p.split(": ", 2)[1:] for p in error.value.problems] == [
+        ["$.state.bucket", "'roi-systems-terraform-state-staging' is staging's already: every environment keeps its "
+         "state apart (S3 bucket names are global)"]
+    ]  # fmt: skip
+    edit(prod, lambda d: d["state"].update(bucket="roi-systems-terraform-state-prod-2"))
+    assert list(cfg.load_environments(["prod"], tmp_path)) == ["prod"]
