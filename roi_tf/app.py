@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -20,7 +19,6 @@ from pathlib import Path
 from roi_tf.config import (
     DEFAULT_ENVIRONMENTS_DIR,
     ENVIRONMENTS,
-    PRODUCTION_ENVIRONMENTS,
     ConfigError,
     EnvironmentConfig,
     load_environments,
@@ -31,7 +29,6 @@ STATE_LOCATIONS = ("primary", "dr")  # roi_tf.stacks.common.STATE_LOCATIONS (not
 DEFAULT_OUTDIR = "cdktf.out"
 EXIT_CONFIG_ERROR = 2
 EXIT_SYNTH_ERROR = 1
-SERIAL_ENV = "ROI_TF_SERIAL_SYNTH"  # synthesize every environment in this process (no worker)
 
 
 def build_app(configs: Mapping[str, EnvironmentConfig], outdir: str, state_location: str = "primary"):  # -> cdktf.App
@@ -109,100 +106,11 @@ def synthesize_atomically(outdir: Path, synth: Callable[[Path], None], keep_stac
             shutil.rmtree(staging, ignore_errors=True)
 
 
-class SynthError(Exception):
-    """Synthesis failed in a worker process (its message names the environments and the error)."""
-
-
-def split_for_workers(configs: Mapping[str, EnvironmentConfig]) -> list[dict[str, EnvironmentConfig]]:
-    """Two groups of environments of about equal synthesis work, or one group when there is nothing to split.
-
-    The fixed cost of a process (importing cdktf and loading the provider's jsii assembly, ~3 s) is paid by each
-    worker at once on its own core; the work per environment (~1 s) then splits: the heaviest environment (a
-    production one, with a pilot light) alone, the others together.
-    """
-    if len(configs) < 2:
-        return [dict(configs)]
-    heaviest = max(configs.values(), key=lambda c: (c.name in PRODUCTION_ENVIRONMENTS, c.dr.enabled, c.name))
-    return [{n: c for n, c in configs.items() if n != heaviest.name}, {heaviest.name: heaviest}]
-
-
-def parallel_synthesis_possible() -> bool:
-    """Workers are forked before jsii starts (a forked copy of a running kernel's pipes would be shared)."""
-    serial = os.environ.get(SERIAL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    return not serial and hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and "jsii" not in sys.modules
-
-
-def _synth_in_parallel(groups: Sequence[Mapping[str, EnvironmentConfig]], directory: Path, state_location: str) -> None:
-    """The first group in this process, each other in a forked worker; the workers' stacks are then moved in."""
-    workers = []
-    for number, group in enumerate(groups[1:], start=1):
-        part = directory.with_name(f"{directory.name}.part{number}")
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker: synthesize, report, and leave without running the parent's exit handlers
-            os.close(read)
-            status = 0
-            try:
-                build_app(group, str(part), state_location).synth()
-            except BaseException as error:
-                os.write(write, f"{type(error).__name__}: {error}".encode())
-                status = 1
-            finally:
-                os._exit(status)
-        os.close(write)
-        workers.append((pid, read, part, group))
-    failures = []
-    try:
-        try:
-            build_app(groups[0], str(directory), state_location).synth()
-        finally:
-            for pid, read, _, group in workers:
-                with os.fdopen(read, "rb") as pipe:
-                    message = pipe.read().decode(errors="replace")
-                _, status = os.waitpid(pid, 0)
-                if status != 0:
-                    failures.append(f"{', '.join(group)}: {message or f'worker exited with status {status}'}")
-        if failures:
-            raise SynthError("; ".join(failures))
-        for _, _, part, _ in workers:
-            for stack_dir in sorted((part / "stacks").iterdir()):
-                stack_dir.rename(directory / "stacks" / stack_dir.name)
-            stacks = list(json.loads((part / "manifest.json").read_text())["stacks"])
-            _merge_manifest(part / "manifest.json", directory / "manifest.json", stacks)
-    finally:
-        for _, _, part, _ in workers:
-            shutil.rmtree(part, ignore_errors=True)
-
-
-def cdktf_json(value: object) -> str:
-    """JSON as cdktf writes manifest.json: keys sorted, two-space indents, an empty list over two lines, no final
-    newline (so a merged manifest is byte for byte the one a single process writes)."""
-    text = json.dumps(value, indent=2, sort_keys=True)
-    return re.sub(r"^( *)(.*)\[\]", lambda m: f"{m[1]}{m[2]}[\n{m[1]}]", text, flags=re.MULTILINE)
-
-
-def synth(
-    configs: Mapping[str, EnvironmentConfig],
-    outdir: Path,
-    state_location: str = "primary",
-    *,
-    parallel: bool = True,  # False: this process only (a caller with threads of its own, such as a test runner)
-) -> None:
-    """Synthesize ``configs`` into ``outdir``; the stacks of the other environments (``--env``) stay untouched.
-
-    With two or more environments and two or more cores, the environments are synthesized by two processes at once
-    (docs/FAST_SYNTH.md); ``ROI_TF_SERIAL_SYNTH=1`` (or a process that started jsii already) synthesizes in this
-    process only. Either way the stacks are byte-identical and manifest.json lists the same (tests/test_app.py).
-    """
+def synth(configs: Mapping[str, EnvironmentConfig], outdir: Path, state_location: str = "primary") -> None:
+    """Synthesize ``configs`` into ``outdir``; the stacks of the other environments (``--env``) stay untouched."""
 
     def run(directory: Path) -> None:
-        groups = split_for_workers(configs)
-        if parallel and len(groups) > 1 and parallel_synthesis_possible():
-            _synth_in_parallel(groups, directory, state_location)
-            manifest_path = directory / "manifest.json"
-            manifest_path.write_text(cdktf_json(json.loads(manifest_path.read_text())))
-        else:
-            build_app(configs, str(directory), state_location).synth()
+        build_app(configs, str(directory), state_location).synth()
 
     others = [name for env in ENVIRONMENTS if env not in configs for name in (env, f"state-{env}")]
     synthesize_atomically(outdir, run, keep_stacks=others)
@@ -261,8 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     try:
-        # With ROI_TF_DEBUG, in this process only: a worker's traceback would not reach the terminal.
-        synth(configs, args.outdir, args.state, parallel=not os.environ.get("ROI_TF_DEBUG"))
+        synth(configs, args.outdir, args.state)
     except Exception as error:
         if os.environ.get("ROI_TF_DEBUG"):
             raise

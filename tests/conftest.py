@@ -17,9 +17,6 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# main.py runs in tests synthesize in one process: the test workers use the cores already, and a second process per
-# run would only add its fixed cost. tests/test_app.py and the byte-identical test run the parallel path on purpose.
-os.environ["ROI_TF_SERIAL_SYNTH"] = "1"
 
 from roi_tf.config import ENVIRONMENTS, CiConfig, EnvironmentConfig, load_environments
 
@@ -164,7 +161,7 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, En
     for name, value in DUMMY_SECRETS.items():
         os.environ[name] = value
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synth(configs, outdir, parallel=False)
+    synth(configs, outdir)
     return outdir
 
 
@@ -180,7 +177,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Enviro
         "staging": dataclasses.replace(staging, ci=CiConfig()),
     }
     outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
-    synth(changed, outdir, parallel=False)
+    synth(changed, outdir)
     paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in changed}
     return {env: Stack(env, path, json.loads(path.read_text())) for env, path in paths.items()}
 
@@ -285,7 +282,7 @@ def canary(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Environm
     for name, value in DUMMY_SECRETS.items():
         os.environ[name] = value
     outdir = tmp_path_factory.mktemp("canary") / "cdktf.out"
-    synth({config.name: config}, outdir, parallel=False)
+    synth({config.name: config}, outdir)
     return config, {
         name: Stack(name, outdir / "stacks" / name / "cdk.tf.json",
                     json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()))

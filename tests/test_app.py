@@ -178,7 +178,7 @@ def test_a_failed_swap_keeps_the_terraform_working_files(
 # --- main.py when synthesis fails -------------------------------------------------------------
 
 
-def broken_synth(configs, outdir: Path, state_location: str = "primary", *, parallel: bool = True) -> None:
+def broken_synth(configs, outdir: Path, state_location: str = "primary") -> None:
     raise RuntimeError("node kernel died")
 
 
@@ -259,83 +259,3 @@ def test_main_py_exits_1_with_a_one_line_error_when_synthesis_fails(tmp_path: Pa
     assert hint == f"{outdir} left unchanged (set ROI_TF_DEBUG=1 for the traceback)"
     assert (files(watched) if watched.is_dir() else {"": watched.read_bytes()}) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == listing, "no .cdktf.out.* staging directory left behind"
-
-
-# --- parallel synthesis ------------------------------------------------------------------------------------
-
-# Runs app.synth in a fresh interpreter (a fork of the test runner, with its threads, would be unsafe) with a fake
-# build_app: each stack's file says which process wrote it; FAIL names the environment whose build raises.
-PARALLEL_SCRIPT = """
-import json, os, sys
-from pathlib import Path
-from roi_tf import app
-from roi_tf.config import load_environments
-
-class FakeApp:
-    def __init__(self, configs, outdir):
-        self.configs, self.outdir = configs, Path(outdir)
-    def synth(self):
-        stacks = {}
-        for env in self.configs:
-            if env == FAIL:
-                raise RuntimeError(f"{env} broke")
-            for name in (f"state-{env}", env):
-                (self.outdir / "stacks" / name).mkdir(parents=True)
-                (self.outdir / "stacks" / name / "cdk.tf.json").write_text(f"{name} by {os.getpid()}")
-                stacks[name] = {"name": name, "annotations": [], "dependencies": []}
-        (self.outdir / "manifest.json").write_text(app.cdktf_json({"version": "0.21.0", "stacks": stacks}))
-
-app.build_app = lambda configs, outdir, state_location="primary": FakeApp(configs, outdir)
-print(app.parallel_synthesis_possible())
-try:
-    app.synth(load_environments(), Path(OUTDIR))
-except app.SynthError as error:
-    print("SynthError:", error)
-except RuntimeError as error:
-    print("RuntimeError:", error)
-"""
-
-
-def run_parallel(tmp_path: Path, fail: str | None) -> tuple[str, Path]:
-    outdir = tmp_path / "out"
-    script = f"FAIL = {fail!r}\nOUTDIR = {str(outdir)!r}\n" + PARALLEL_SCRIPT
-    env = {k: v for k, v in os.environ.items() if k != app.SERIAL_ENV}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout, outdir
-
-
-def test_split_for_workers_puts_the_production_environment_alone(configs) -> None:
-    assert [list(group) for group in app.split_for_workers(configs)] == [["dev", "staging"], ["prod"]]
-    assert [list(group) for group in app.split_for_workers({"dev": configs["dev"]})] == [["dev"]]
-
-
-def test_environments_are_synthesized_by_two_processes_into_one_output(tmp_path: Path) -> None:
-    stdout, outdir = run_parallel(tmp_path, fail=None)
-    assert stdout.splitlines() == ["True"]
-    written = {p.parent.name: p.read_text() for p in (outdir / "stacks").glob("*/cdk.tf.json")}
-    assert sorted(written) == ["dev", "prod", "staging", "state-dev", "state-prod", "state-staging"]
-    writers = {name: text.split(" by ")[1] for name, text in written.items()}
-    assert writers["dev"] == writers["staging"] == writers["state-dev"] != writers["prod"] == writers["state-prod"]
-    manifest = (outdir / "manifest.json").read_text()
-    assert list(json.loads(manifest)["stacks"]) == sorted(written)  # cdktf's order, every stack
-    assert manifest == app.cdktf_json(json.loads(manifest)) and '"annotations": [\n      ]' in manifest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no worker directory left behind
-
-
-@pytest.mark.parametrize(("fail", "message"), [("prod", "SynthError: prod: RuntimeError: prod broke"),
-                                               ("dev", "RuntimeError: dev broke")])  # fmt: skip
-def test_a_failure_in_either_process_fails_the_synth_and_leaves_nothing(
-    tmp_path: Path, fail: str, message: str
-) -> None:
-    """The worker's error is reported by the parent (with the environments it held); the parent's own is raised."""
-    stdout, outdir = run_parallel(tmp_path, fail=fail)
-    assert stdout.splitlines() == ["True", message]
-    assert not outdir.exists() and list(tmp_path.iterdir()) == []
-
-
-def test_cdktf_json_writes_what_cdktf_writes(synth_outdir: Path) -> None:
-    """The merged manifest is formatted byte for byte as cdktf's own (the session's synth is one process)."""
-    text = (synth_outdir / "manifest.json").read_text()
-    assert app.cdktf_json(json.loads(text)) == text

@@ -505,9 +505,6 @@ print(json.dumps({
 
 
 CDKTF_CLI = REPO / "node_modules" / ".bin" / "cdktf"
-# The fast run synthesizes as users' does, in two processes (conftest makes test runs serial): its stacks and
-# manifest must be the bytes of the in-process (serial) session synth.
-PARALLEL = {"ROI_TF_SERIAL_SYNTH": ""}
 
 
 def test_main_output_is_byte_identical_with_and_without_the_loader(
@@ -526,9 +523,9 @@ def test_main_output_is_byte_identical_with_and_without_the_loader(
     if CDKTF_CLI.exists():
         # The pinned CLI itself (package.json; make test installs it): it runs the app and forwards its stderr.
         command = ["npx", "--no-install", "cdktf", "synth", "--output", str(tmp_path / "fast")]
-        cli_run = (command, {"PYTHONPROFILEIMPORTTIME": "1", "CHECKPOINT_DISABLE": "1", "CI": "true", **PARALLEL})
+        cli_run = (command, {"PYTHONPROFILEIMPORTTIME": "1", "CHECKPOINT_DISABLE": "1", "CI": "true"})
     else:
-        cli_run = (app, {"CDKTF_OUTDIR": str(tmp_path / "fast"), "PYTHONPROFILEIMPORTTIME": "1", **PARALLEL})
+        cli_run = (app, {"CDKTF_OUTDIR": str(tmp_path / "fast"), "PYTHONPROFILEIMPORTTIME": "1"})
     eager, cli = run_together(([sys.executable, "-X", "importtime", "-c", code], {}), cli_run)
     report = cli.stdout + cli.stderr if CDKTF_CLI.exists() else cli.stderr
     assert loader_lines(eager.stderr) == [
