@@ -450,7 +450,8 @@ class DrConfig:
     # Replica of the state bucket in dr_region, where Terraform keeps working when the primary region is lost
     # (python main.py --state dr); default: no pilot light (the section is omitted).
     state_bucket: str | None = None
-    # The recovery point objective: replication lag above it alarms (documents, database, cache, sessions).
+    # The recovery point objective: the replication lag of the documents and the sessions alarms above it (the
+    # database replica's lag alarms at monitoring.thresholds.replica_lag_seconds, tighter).
     rpo_minutes: int = 5
     # The cache as an ElastiCache Global Datastore with a secondary in dr_region (one node per shard, the primary's
     # node type); default: off (the cache is not copied: see docs/DEPLOYMENT.md, "Regional failover").
