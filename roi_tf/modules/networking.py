@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktf import TerraformProvider
+from cdktf import TerraformProvider, TerraformResource
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktf_cdktf_provider_aws.default_network_acl import DefaultNetworkAcl
@@ -85,6 +85,7 @@ class Networking(Construct):
         export_outputs: bool = False,  # default: no stack outputs (the standby VPC's would collide)
     ) -> None:
         super().__init__(scope, id)
+        self._ids: dict[int, str] = {}
         if provider is not None:
             use_provider(self, provider)
         self._config = config
@@ -103,7 +104,7 @@ class Networking(Construct):
             enable_dns_hostnames=True,
             tags={"Name": name},
         )
-        vpc_id = self.vpc.id
+        vpc_id = self._vpc_id = self.vpc.id
 
         # Lock down the defaults AWS creates with every VPC: nothing may use them by accident.
         DefaultSecurityGroup(
@@ -155,7 +156,7 @@ class Networking(Construct):
                     self,
                     f"nat_{i}",
                     allocation_id=eip.id,
-                    subnet_id=self.public_subnets[i].id,
+                    subnet_id=self._id(self.public_subnets[i]),
                     tags={"Name": f"{name}-nat-{i}"},
                     depends_on=[igw],
                 )
@@ -170,9 +171,9 @@ class Networking(Construct):
                 Route(
                     self,
                     f"private_nat_{i}",
-                    route_table_id=rt.id,
+                    route_table_id=self._id(rt),
                     destination_cidr_block=ANYWHERE,
-                    nat_gateway_id=nat.id,
+                    nat_gateway_id=self._id(nat),
                 )
             self.private_route_tables.append(rt)
         self._associate("private", self.private_subnets, self.private_route_tables)
@@ -191,7 +192,7 @@ class Networking(Construct):
                 vpc_id=vpc_id,
                 service_name=f"com.amazonaws.{self._region}.{service}",
                 vpc_endpoint_type="Gateway",
-                route_table_ids=[*(rt.id for rt in self.private_route_tables), isolated_rt.id],
+                route_table_ids=[*(self._id(rt) for rt in self.private_route_tables), self._id(isolated_rt)],
                 tags={"Name": f"{name}-{service}"},
             )
         endpoint_sg = self._interface_endpoints() if self._config.interface_endpoints else None
@@ -201,7 +202,7 @@ class Networking(Construct):
             "database_subnet_group",
             name=f"{name}-database",
             description=f"{name} database subnets (isolated)",
-            subnet_ids=[s.id for s in self.isolated_subnets],
+            subnet_ids=[self._id(s) for s in self.isolated_subnets],
             tags={"Name": f"{name}-database"},
         )
         self.elasticache_subnet_group = ElasticacheSubnetGroup(
@@ -209,7 +210,7 @@ class Networking(Construct):
             "elasticache_subnet_group",
             name=f"{name}-elasticache",
             description=f"{name} cache subnets (isolated)",
-            subnet_ids=[s.id for s in self.isolated_subnets],
+            subnet_ids=[self._id(s) for s in self.isolated_subnets],
             tags={"Name": f"{name}-elasticache"},
         )
 
@@ -217,14 +218,14 @@ class Networking(Construct):
         self.outputs = NetworkOutputs(
             vpc_id=vpc_id,
             vpc_cidr_block=self.vpc.cidr_block,
-            public_subnet_ids=[s.id for s in self.public_subnets],
-            private_subnet_ids=[s.id for s in self.private_subnets],
-            database_subnet_ids=[s.id for s in self.isolated_subnets],
+            public_subnet_ids=[self._id(s) for s in self.public_subnets],
+            private_subnet_ids=[self._id(s) for s in self.private_subnets],
+            database_subnet_ids=[self._id(s) for s in self.isolated_subnets],
             database_subnet_group_name=self.db_subnet_group.name,
             elasticache_subnet_group_name=self.elasticache_subnet_group.name,
-            nat_gateway_ids=[n.id for n in self.nat_gateways],
+            nat_gateway_ids=[self._id(n) for n in self.nat_gateways],
             nat_public_ips=[e.public_ip for e in self.nat_eips],
-            private_route_table_ids=[rt.id for rt in self.private_route_tables],
+            private_route_table_ids=[self._id(rt) for rt in self.private_route_tables],
             interface_endpoint_security_group_id=endpoint_sg.id if endpoint_sg else None,
             application_security_group_id=app_sg.id,
         )
@@ -249,12 +250,20 @@ class Networking(Construct):
             },
         )
 
+    def _id(self, resource: TerraformResource) -> str:
+        """A resource's id, read once: each attribute read is a round trip to jsii's node process (subnets and route
+        tables are referenced many times; docs/FAST_SYNTH.md)."""
+        key = id(resource)
+        if key not in self._ids:
+            self._ids[key] = resource.id  # type: ignore[attr-defined]
+        return self._ids[key]
+
     def _subnets(self, tier: str, cidrs: Sequence[object]) -> list[Subnet]:
         return [
             Subnet(
                 self,
                 f"{tier}_subnet_{i}",
-                vpc_id=self.vpc.id,
+                vpc_id=self._vpc_id,
                 cidr_block=str(cidr),
                 availability_zone_id=self._config.availability_zone_ids[i],
                 # Nothing gets a public IP implicitly; the ALB and NAT gateways bring their own.
@@ -269,8 +278,8 @@ class Networking(Construct):
             RouteTableAssociation(
                 self,
                 f"{tier}_route_table_association_{i}",
-                subnet_id=subnet.id,
-                route_table_id=tables[i % len(tables)].id,
+                subnet_id=self._id(subnet),
+                route_table_id=self._id(tables[i % len(tables)]),
             )
 
     def _network_acls(self) -> None:
@@ -305,8 +314,8 @@ class Networking(Construct):
             acl = NetworkAcl(
                 self,
                 f"{tier}_network_acl",
-                vpc_id=self.vpc.id,
-                subnet_ids=[s.id for s in subnets],
+                vpc_id=self._vpc_id,
+                subnet_ids=[self._id(s) for s in subnets],
                 tags={"Name": f"{self._name}-{tier}"},
             )
             for direction, rules in (("ingress", ingress), ("egress", egress)):
@@ -314,7 +323,7 @@ class Networking(Construct):
                     NetworkAclRule(
                         self,
                         f"{tier}_{direction}_{n}",
-                        network_acl_id=acl.id,
+                        network_acl_id=self._id(acl),
                         rule_number=100 + 10 * n,
                         egress=direction == "egress",
                         protocol=protocol,
@@ -356,7 +365,7 @@ class Networking(Construct):
         return FlowLog(
             self,
             "flow_log",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc_id,
             traffic_type="ALL",
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
@@ -372,7 +381,7 @@ class Networking(Construct):
             "application_",
             name=f"{self._name}-app",
             description=f"{self._name} application tasks",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc_id,
             egress_description="HTTPS to AWS APIs and registries (NAT gateway or VPC endpoints)",
         )
 
@@ -383,13 +392,13 @@ class Networking(Construct):
             "interface_endpoints_security_group",
             name=f"{self._name}-vpc-endpoints",
             description=f"HTTPS from {self._name} VPC to interface endpoints",
-            vpc_id=self.vpc.id,
+            vpc_id=self._vpc_id,
             tags={"Name": f"{self._name}-vpc-endpoints"},
         )
         VpcSecurityGroupIngressRule(
             self,
             "interface_endpoints_https_in",
-            security_group_id=sg.id,
+            security_group_id=self._id(sg),
             description="HTTPS from inside the VPC",
             ip_protocol="tcp",
             from_port=443,
@@ -401,12 +410,12 @@ class Networking(Construct):
             VpcEndpoint(
                 self,
                 f"{service.replace('.', '_')}_interface_endpoint",
-                vpc_id=self.vpc.id,
+                vpc_id=self._vpc_id,
                 service_name=f"com.amazonaws.{self._region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
-                subnet_ids=[s.id for s in self.private_subnets],
-                security_group_ids=[sg.id],
+                subnet_ids=[self._id(s) for s in self.private_subnets],
+                security_group_ids=[self._id(sg)],
                 tags={"Name": f"{self._name}-{service}"},
             )
         return sg

@@ -44,10 +44,11 @@ class Repository(Construct):
             force_delete=force_delete,
             provider=provider,
         )
+        self.name = self.repository.name  # read once: each attribute read is a round trip to jsii
         EcrLifecyclePolicy(
             self,
             "lifecycle",
-            repository=self.repository.name,
+            repository=self.name,
             policy=json.dumps(
                 {
                     "rules": [
@@ -66,7 +67,6 @@ class Repository(Construct):
             ),
             provider=provider,
         )
-        self.name = self.repository.name
         self.arn = self.repository.arn
         self.url = self.repository.repository_url
 
@@ -91,6 +91,6 @@ class Repository(Construct):
         return EcrRepositoryPolicy(
             self,
             "policy",
-            repository=self.repository.name,
+            repository=self.name,
             policy=policy_document(self, "policy_document", statements).json,
         )

@@ -282,17 +282,20 @@ class FargateService(Construct):
             "memory": ("ECSServiceAverageMemoryUtilization", scaling.target_memory_percent, None),
             "requests": ("ALBRequestCountPerTarget", scaling.target_requests_per_target, request_label),
         }
+        # Each attribute read is a round trip to jsii: read once, used by every policy.
+        service_name, namespace = self.service.name, self.scaling.service_namespace
+        resource_id, dimension = self.scaling.resource_id, self.scaling.scalable_dimension
         for metric_id, (metric, target, label) in targets.items():
             if target is None:
                 continue
             AppautoscalingPolicy(
                 self,
                 f"scale_on_{metric_id}",
-                name=f"{self.service.name}-{metric_id}",
+                name=f"{service_name}-{metric_id}",
                 policy_type="TargetTrackingScaling",
-                service_namespace=self.scaling.service_namespace,
-                resource_id=self.scaling.resource_id,
-                scalable_dimension=self.scaling.scalable_dimension,
+                service_namespace=namespace,
+                resource_id=resource_id,
+                scalable_dimension=dimension,
                 target_tracking_scaling_policy_configuration=(
                     AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
                         target_value=target,

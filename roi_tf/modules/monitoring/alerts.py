@@ -74,18 +74,19 @@ class AlertTopic(Construct):
         self.topic = SnsTopic(
             self, "topic", name=p.name, display_name=p.name, kms_master_key_id=key.arn, provider=provider
         )
+        self.arn = self.topic.arn  # read once: each attribute read is a round trip to jsii
         this_account = {("StringEquals", "aws:SourceAccount"): [p.account_id]}
         statements = [
             Statement(
                 sid="AccountManages",
                 actions=OWNER_ACTIONS,
-                resources=[self.topic.arn],
+                resources=[self.arn],
                 principals={"AWS": [f"arn:{p.partition}:iam::{p.account_id}:root"]},
             ),
             Statement(
                 sid="ServicesPublishForThisAccount",
                 actions=["sns:Publish"],
-                resources=[self.topic.arn],
+                resources=[self.arn],
                 principals={"Service": list(p.publishers)},
                 conditions=this_account,
             ),
@@ -93,15 +94,14 @@ class AlertTopic(Construct):
                 sid="DenyInsecureTransport",
                 effect="Deny",
                 actions=OWNER_ACTIONS,
-                resources=[self.topic.arn],
+                resources=[self.arn],
                 principals={"*": ["*"]},
                 conditions={("Bool", "aws:SecureTransport"): ["false"]},
             ),
         ]
         document = policy_document(self, "policy_document", statements)
-        SnsTopicPolicy(self, "policy", arn=self.topic.arn, policy=document.json, provider=provider)
+        SnsTopicPolicy(self, "policy", arn=self.arn, policy=document.json, provider=provider)
         self._provider = provider
-        self.arn = self.topic.arn
         self.name = self.topic.name
 
     def deliver(self, route: AlertRouteConfig, *, pagerduty_url: str | None) -> None:
@@ -111,7 +111,7 @@ class AlertTopic(Construct):
             SnsTopicSubscription(
                 self,
                 "pagerduty",
-                topic_arn=self.topic.arn,
+                topic_arn=self.arn,
                 protocol="https",
                 endpoint=pagerduty_url,
                 # PagerDuty confirms the subscription itself; raw delivery off: it parses SNS's envelope.
@@ -122,7 +122,7 @@ class AlertTopic(Construct):
             SnsTopicSubscription(
                 self,
                 "email",
-                topic_arn=self.topic.arn,
+                topic_arn=self.arn,
                 protocol="email",
                 endpoint=route.email or "",
                 provider=self._provider,

@@ -99,10 +99,10 @@ class KmsKey(Construct):
             policy=policy_json(self._statements),
             provider=provider,
         )
-        KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id, provider=provider)
+        self.key_id = self.key.key_id  # attribute reads are round trips to jsii: each is read once
+        KmsAlias(self, "alias", name=props.alias, target_key_id=self.key_id, provider=provider)
         self.alias = props.alias
         self.arn = self.key.arn
-        self.key_id = self.key.key_id
 
     def grant(self, statements: Sequence[Statement]) -> None:
         """Add key-policy grants to services for a resource created after the key (a CloudFront distribution)."""
