@@ -124,6 +124,11 @@ def test_an_environment_sharing_the_account_looks_the_provider_up(referencing_de
     assert apply.decide("guardduty:GetDetector", detector, **{"aws:ResourceTag/Environment": "prod"}).effect == (
         "explicit-deny"
     )
+    assert apply.decide("guardduty:ListDetectors", "*").allowed
+    # The detector is the owner's to manage: the lookup grants reads, never guardduty:*.
+    for action in ("guardduty:DeleteDetector", "guardduty:UpdateDetector", "guardduty:CreateFilter"):
+        assert not apply.decide(action, detector, **shared).allowed, action
+    assert not apply.decide("guardduty:GetDetector", detector, **{"aws:RequestedRegion": "eu-west-1"}).allowed
     assert not apply.decide("iam:DeleteOpenIDConnectProvider", provider).allowed  # the owner's to manage
     assert not apply.decide("iam:UpdateAccountPasswordPolicy", "*").allowed
 

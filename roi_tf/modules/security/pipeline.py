@@ -106,7 +106,14 @@ DATA_SOURCE_ACTIONS: dict[str, tuple[str, ...] | None] = {
     "aws_iam_policy_document": None,
     "aws_elb_service_account": None,
     "aws_ssm_parameter": ("ssm:GetParameter",),  # AWS's public parameters (the ECS-optimized AMI)
+    # The account's detector, looked up by an environment that shares the account: reading it is all it may do
+    # (counted as a service, the lookup would have granted guardduty:* on the owner's detector).
+    "aws_guardduty_detector": ("guardduty:ListDetectors", "guardduty:GetDetector"),
 }
+# What those reads may name; default "*" (in the environment's regions): ListDetectors takes no resource, and the
+# detector's ID is what the lookup finds.
+DATA_SOURCE_RESOURCES = {"aws_ssm_parameter": "arn:{partition}:ssm:*:*:parameter/aws/service/*"}
+DATA_SOURCE_SIDS = {"aws_ssm_parameter": "ReadPublicParameters", "aws_guardduty_detector": "FindTheAccountsDetector"}
 # The AWS managed policies the stack attaches to its own roles: the only ones the apply role may attach.
 ATTACHABLE_MANAGED_POLICIES = (
     "policy/job-function/ViewOnlyAccess",
@@ -236,9 +243,9 @@ def stack_services(types: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({resource_service(t) for t in types if not t.startswith(IAM_TYPE_PREFIX)}))
 
 
-def data_source_actions(types: Iterable[str]) -> tuple[str, ...]:
-    """What reading the stack's data sources needs beyond its services' and IAM's own actions."""
-    return tuple(sorted({action for t in types for action in DATA_SOURCE_ACTIONS.get(t) or ()}))
+def data_source_actions(types: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Data source type -> what reading it needs beyond its services' and IAM's own actions."""
+    return {t: actions for t in sorted(types) if (actions := DATA_SOURCE_ACTIONS.get(t))}
 
 
 def _types_in(stack: Construct) -> tuple[set[str], set[str]]:
@@ -467,12 +474,15 @@ class Pipeline(Construct):
             *self._iam_statements(),
             *self._deny_statements(),
         ]
-        if self._data_actions:
+        for data_type, actions in self._data_actions.items():
+            resource = DATA_SOURCE_RESOURCES.get(data_type, "*").format(partition=p.partition)
             statements.append(
                 Statement(
-                    sid="ReadPublicParameters",
-                    actions=list(self._data_actions),
-                    resources=[f"arn:{p.partition}:ssm:*:*:parameter/aws/service/*"],
+                    sid=DATA_SOURCE_SIDS[data_type],
+                    actions=list(actions),
+                    resources=[resource],
+                    conditions={} if resource != "*" else {("StringEquals", "aws:RequestedRegion"): list(p.regions)},
+                    any_resource_reason="" if resource != "*" else f"{data_type}: a lookup by what it finds",
                 )
             )
         return statements
