@@ -40,33 +40,23 @@ def remote_state(scope: Construct, config: EnvironmentConfig, key: str, location
     DynamoDB lock table lives in the primary region only), encrypted with the DR state key under the same alias.
     """
     env = config.name
-    if location == "dr":
-        if config.dr.state_bucket is None:
-            raise ValueError(f"{env} has no dr.state_bucket: its state has no copy in {config.dr_region}")
-        backend = S3Backend(
-            scope,
-            bucket=config.dr.state_bucket,
-            key=key,
-            region=config.dr_region,
-            encrypt=True,
-            kms_key_id=kms_alias(env, "tfstate"),
-        )
-        backend.add_override("use_lockfile", True)  # the cdktf 0.21 backend class predates it
-        return backend
-    if location != "primary":
+    if location not in STATE_LOCATIONS:
         raise ValueError(f"state location {location!r} is none of {', '.join(STATE_LOCATIONS)}")
+    if location == "dr" and config.dr.state_bucket is None:
+        raise ValueError(f"{env} has no dr.state_bucket: its state has no copy in {config.dr_region}")
+    primary = location == "primary"
     backend = S3Backend(
         scope,
-        bucket=config.state.bucket,
+        bucket=config.state.bucket if primary else config.dr.state_bucket,
         key=key,
-        region=config.region,
-        dynamodb_table=config.state.lock_table,
+        region=config.region if primary else config.dr_region,
+        dynamodb_table=config.state.lock_table if primary else None,
         encrypt=True,
         # Without a key id the backend asks S3 for AES256, bypassing the bucket's KMS default.
         kms_key_id=kms_alias(env, "tfstate"),
     )
-    if config.state.use_lockfile:
-        # S3-native locking (Terraform >= 1.10); the cdktf 0.21 backend class predates it.
+    if config.state.use_lockfile or not primary:
+        # S3-native locking (Terraform >= 1.10; the DR copy's only lock); the cdktf 0.21 backend class predates it.
         backend.add_override("use_lockfile", True)
     return backend
 

@@ -132,22 +132,8 @@ class Cache(Construct):
             kms_key_id=data_key.arn,
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
-            user_group_ids=[user_group.user_group_id],
-            snapshot_retention_limit=p.snapshot_retention_days,
-            snapshot_window=p.snapshot_window,
-            maintenance_window=p.maintenance_window,
             final_snapshot_identifier=final_snapshot_name(name) if p.final_snapshot else None,
-            auto_minor_version_upgrade="true",
-            apply_immediately=False,
-            log_delivery_configuration=[
-                ElasticacheReplicationGroupLogDeliveryConfiguration(
-                    destination=group.name,
-                    destination_type="cloudwatch-logs",
-                    log_format="json",
-                    log_type=log_type,
-                )
-                for log_type, group in log_groups.items()
-            ],
+            **self._member_settings(user_group, log_groups),
             tags={"Name": name},
             # The final snapshot's name is fixed when the group is created (see final_snapshot_name). In a Global
             # Datastore the engine version is the global group's to change (it upgrades every member).
@@ -230,6 +216,29 @@ class Cache(Construct):
         }
         return security_group, user_group, app_user, log_groups
 
+    def _member_settings(
+        self, user_group: ElasticacheUserGroup, log_groups: dict[str, CloudwatchLogGroup]
+    ) -> dict[str, object]:
+        """What every member of the cache shares: its users, backups, maintenance and logs."""
+        p = self._config
+        return {
+            "user_group_ids": [user_group.user_group_id],
+            "snapshot_retention_limit": p.snapshot_retention_days,
+            "snapshot_window": p.snapshot_window,
+            "maintenance_window": p.maintenance_window,
+            "auto_minor_version_upgrade": "true",
+            "apply_immediately": False,
+            "log_delivery_configuration": [
+                ElasticacheReplicationGroupLogDeliveryConfiguration(
+                    destination=group.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type=log_type,
+                )
+                for log_type, group in log_groups.items()
+            ],
+        }
+
     def _replicate(self, replica: CacheReplica, name: str) -> ElasticacheReplicationGroup:
         """A Global Datastore: the primary replicates to a secondary in the DR region (typically under a second),
         which failover promotes (aws elasticache failover-global-replication-group). The secondary has one node per
@@ -264,20 +273,6 @@ class Cache(Construct):
             subnet_group_name=replica.network.elasticache_subnet_group_name,
             security_group_ids=[security_group.id],
             kms_key_id=replica.data_key.arn,
-            user_group_ids=[user_group.user_group_id],
-            snapshot_retention_limit=p.snapshot_retention_days,
-            snapshot_window=p.snapshot_window,
-            maintenance_window=p.maintenance_window,
-            auto_minor_version_upgrade="true",
-            apply_immediately=False,
-            log_delivery_configuration=[
-                ElasticacheReplicationGroupLogDeliveryConfiguration(
-                    destination=group.name,
-                    destination_type="cloudwatch-logs",
-                    log_format="json",
-                    log_type=log_type,
-                )
-                for log_type, group in log_groups.items()
-            ],
+            **self._member_settings(user_group, log_groups),
             tags={"Name": dr_name},
         )
