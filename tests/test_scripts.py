@@ -50,6 +50,8 @@ case "$1 $2" in
   "rds wait") exit 0 ;;
   "ecs wait") exit "${FAKE_ECS_WAIT_EXIT:-0}" ;;
   "cloudwatch describe-alarms") echo "${FAKE_ALARMS_IN_ALARM:-}" ;;
+  "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
+  "rds promote-read-replica") echo promoting ;;
 esac
 """
 FAKE_CURL = """#!/usr/bin/env bash
@@ -948,3 +950,119 @@ def test_the_runners_own_environment_does_not_reach_the_scripts(monkeypatch) -> 
     environment = script_env({}, secrets=False)
     assert "CI" not in environment and "TF_VAR_db_password" not in environment
     assert script_env({"CI": "true"}, secrets=False)["CI"] == "true"
+
+
+# --- failover.sh ------------------------------------------------------------------------------------------------
+
+DR_REGION, REPLICA = "us-west-2", "roi-systems-prod-postgres-dr"
+LAG = (
+    f"aws cloudwatch get-metric-statistics --region {DR_REGION} --namespace AWS/RDS --metric-name ReplicaLag "
+    f"--dimensions Name=DBInstanceIdentifier,Value={REPLICA} --statistics Maximum --period 60"
+)
+PROMOTED = [
+    f"aws rds promote-read-replica --region {DR_REGION} --db-instance-identifier {REPLICA} "
+    "--backup-retention-period 30",
+    f"aws rds wait db-instance-available --region {DR_REGION} --db-instance-identifier {REPLICA}",
+    "@prod init -reconfigure -input=false",
+    f"aws rds describe-db-instances --region {DR_REGION} --db-instance-identifier {REPLICA} --query "
+    "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+]
+
+
+def failover_env(fake: dict[str, str], outdir: Path, **extra: str) -> dict[str, str]:
+    return {**fake, "CDKTF_OUTDIR": str(outdir), "FAKE_AWS_ACCOUNT": ACCOUNTS["prod"],
+            "FAKE_DB_STATUS": "available\tNone", **extra}  # fmt: skip
+
+
+def without_lag_window(lines: list[str]) -> list[str]:
+    """The lag query's time window changes every run: cut it off after the period."""
+    return [line.split(" --start-time")[0] if line.startswith(LAG) else line for line in lines]
+
+
+def test_failover_promotes_the_replica_and_moves_terraform_to_the_states_dr_copy(fake, shared_outdir: Path) -> None:
+    """The happy path: sts, the lag (within the RPO), the promotion and its wait, the stack re-synthesized on the
+    state's DR copy and initialized there, the check of the promoted database."""
+    done = run("failover.sh", "prod", "--confirm", "prod", env=failover_env(fake, shared_outdir), secrets=False)
+    assert done.returncode == 0, done.stderr
+    assert without_lag_window(calls(fake, shared_outdir)) == [STS, LAG, *PROMOTED]
+    backend = json.loads((shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_text())["terraform"]["backend"]
+    assert backend["s3"]["bucket"] == "roi-systems-terraform-state-prod-us-west-2" and backend["s3"]["use_lockfile"]
+    steps = [line for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
+    assert [line.split()[1] for line in steps] == ["1/4", "2/4", "3/4", "4/4"]
+    assert done.stderr.rstrip().splitlines()[-1].startswith("==> not automated yet: the application in us-west-2")
+
+
+@pytest.mark.parametrize(
+    ("env_name", "flags", "extra", "error", "calls_made"),
+    [
+        ("staging", ("--confirm", "staging"), {}, "staging is not a production environment", []),
+        ("prod", ("--confirm", "prod"), {"FAKE_REPLICA_LAG": "900.0"},
+         "the replica is 900.0 s behind, more than the RPO of 300 s", [STS, LAG]),
+        ("prod", ("--confirm", "prod"), {"FAKE_REPLICA_LAG": "None"}, "the replica's lag over the last 10 minutes "
+         "is unknown ('None')", [STS, LAG]),
+        ("prod", (), {}, "refusing to fail prod over without a confirmation", [STS, LAG]),
+        ("prod", ("--confirm", "staging"), {}, "--confirm 'staging' does not name prod", [STS, LAG]),
+        # --accept-data-loss passes the lag gate (above the RPO, or unknown), and still asks.
+        ("prod", ("--accept-data-loss", "--confirm", "x"), {"FAKE_REPLICA_LAG": "900.0"},
+         "--confirm 'x' does not name prod", [STS, LAG]),
+        ("prod", ("--accept-data-loss",), {"FAKE_REPLICA_LAG": "None"},
+         "refusing to fail prod over without a confirmation", [STS, LAG]),
+    ],
+    ids=["not-prod", "replica-behind", "lag-unknown", "no-confirmation", "wrong-confirmation",
+         "behind-accepted-still-asks", "unknown-accepted-still-asks"],
+)  # fmt: skip
+def test_failover_refuses_and_changes_nothing(
+    fake,
+    shared_outdir: Path,
+    env_name: str,
+    flags: tuple[str, ...],
+    extra: dict[str, str],
+    error: str,
+    calls_made: list[str],
+) -> None:
+    done = run("failover.sh", env_name, *flags, env=failover_env(fake, shared_outdir, **extra), secrets=False)
+    assert done.returncode == 1
+    assert error in done.stderr.splitlines()[-1]
+    assert without_lag_window(calls(fake, shared_outdir)) == calls_made  # never a promotion, never an init
+
+
+def test_failover_refuses_an_environment_without_a_pilot_light(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """prod without its dr section is refused by the configuration itself, before anything runs."""
+    environments = write_environments(tmp_path / "environments")
+    prod = environments / "prod.json"
+    data = json.loads(prod.read_text())
+    del data["dr"]
+    prod.write_text(json.dumps(data))
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
+    assert done.returncode == 1
+    assert "needs a dr section in prod" in done.stderr
+    assert done.stderr.splitlines()[-1] == "error: could not read prod's configuration (the problems are above)"
+    assert calls(fake, shared_outdir) == []
+
+
+def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir: Path) -> None:
+    before = (shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_bytes()
+    done = run("failover.sh", "prod", "--dry-run", env=failover_env(fake, shared_outdir), secrets=False)
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == []
+    printed = [line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")]
+    assert [line.split(" --start-time")[0] for line in printed] == [
+        STS, LAG, PROMOTED[0], PROMOTED[1],
+        f"python {REPO}/main.py --env prod --state dr --outdir {shared_outdir} --environments-dir "
+        f"{fake['ROI_TF_ENVIRONMENTS_DIR']}",
+        f"terraform -chdir={shared_outdir}/stacks/prod init -reconfigure -input=false", PROMOTED[3],
+    ]  # fmt: skip
+    assert (shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_bytes() == before
+
+
+def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
+    """docs/DEPLOYMENT.md's table names each step failover.sh announces, and its total is the sum of the rows."""
+    script = (REPO / "scripts" / "failover.sh").read_text()
+    announced = re.findall(r'^step "(\d/\d) ', script, flags=re.MULTILINE)
+    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    section = docs.split("### Failing over the data: `scripts/failover.sh prod`", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)
+    (total,) = re.findall(r"^\| \| \*\*the data tier, in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
+    assert [step for step, _ in rows] == announced == ["1/4", "2/4", "3/4", "4/4"]
+    assert sum(int(minutes) for _, minutes in rows) == int(total) <= 60

@@ -1,6 +1,7 @@
 """Facts the wrapper scripts need, without jsii or the provider import (they answer at once).
 
 python -m roi_tf.tools.stackinfo allowed-account-ids environments prod   # from the validated configuration
+python -m roi_tf.tools.stackinfo failover environments prod [STACK]   # failover.sh's facts: DR region, replica, RPO
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance, its region
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import ConfigError, load_environments
+from roi_tf.config import PRODUCTION_ENVIRONMENTS, ConfigError, load_environments
 from roi_tf.modules.protection import DATA_HOLDING
 
 
@@ -121,6 +122,25 @@ def plan_summary(plan: Mapping[str, Any]) -> list[str]:
     return [summary, *at_risk]
 
 
+def failover_facts(config: Any, stack: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What scripts/failover.sh needs, one fact per line: whether the environment is a production one with a pilot
+    light, its DR region, the database replica to promote (from the synthesized stack; "-" without one), the RPO in
+    seconds and the backup retention the promoted database keeps."""
+    replicas = [
+        body["identifier"]
+        for body in stack.get("resource", {}).get("aws_db_instance", {}).values()
+        if "replicate_source_db" in body and body.get("provider") == "aws.dr"
+    ]
+    return [
+        ("production", str(config.name in PRODUCTION_ENVIRONMENTS).lower()),
+        ("pilot_light", str(config.dr.enabled).lower()),
+        ("dr_region", config.dr_region),
+        ("replica", replicas[0] if len(replicas) == 1 else "-"),
+        ("rpo_seconds", str(config.dr.rpo_minutes * 60)),
+        ("backup_days", str(config.database.backup_retention_days)),
+    ]
+
+
 def validation_checks(outputs: Mapping[str, Any], config: Any) -> list[tuple[str, str]]:
     """(check, argument) pairs deploy.sh runs after an apply, from the stack's outputs (``terraform output -json``)
     and the environment's config: the web app through CloudFront, the API at its load balancer where the internet
@@ -149,6 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
         print(" ".join(config.allowed_account_ids))
+        return 0
+    if args[:1] == ["failover"] and len(args) in (3, 4):
+        try:
+            (config,) = load_environments([args[2]], Path(args[1])).values()
+        except ConfigError as error:
+            for problem in error.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 2
+        stack = json.loads(Path(args[3]).read_text()) if len(args) == 4 else {}
+        for fact, value in failover_facts(config, stack):
+            print(f"{fact} {value}")
         return 0
     if args[:1] == ["protected"] and len(args) == 2:
         for address, loss in protected_resources(json.loads(Path(args[1]).read_text())):

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Usage: scripts/failover.sh <env> [--confirm <env>] [--accept-data-loss] [--dry-run]
+# Fails <env>'s data over to its DR region when the primary region is lost (docs/DEPLOYMENT.md, "Regional failover"):
+# checks that the database replica is within the RPO, asks for the environment's name, promotes the replica, points
+# Terraform at the state's DR copy, and checks the promoted database. Each step says what it does and how long AWS
+# usually takes. Production environments with a dr section only. The application in the DR region is not built yet:
+# the script ends by saying what remains. --confirm <env>: the confirmation, for a run without a terminal.
+# --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a lost primary stops
+# reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+env_name=""
+confirmed=""
+accept_data_loss=false
+expect_confirm=false
+for arg in "$@"; do
+  if $expect_confirm; then confirmed="$arg"; expect_confirm=false; continue; fi
+  case "$arg" in
+    --confirm) expect_confirm=true ;;
+    --accept-data-loss) accept_data_loss=true ;;
+    --dry-run) DRY_RUN=true ;;
+    -h | --help) usage; exit 0 ;;
+    -*) die "unknown option '$arg'" ;;
+    *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
+  esac
+done
+$expect_confirm && die "--confirm needs the environment's name"
+require_env "$env_name"
+ensure_venv
+
+# step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
+step() { info "$1 (usually $2)"; }
+
+# facts [STACK]: production, pilot_light, dr_region, replica, rpo_seconds, backup_days (stackinfo.py), into fact[].
+declare -A fact
+facts() {
+  local name value
+  while read -r name value; do fact[$name]="$value"; done < <(
+    stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" "$@" || echo "failed -"
+  )
+  [[ -z "${fact[failed]:-}" ]] || die "could not read $env_name's configuration (the problems are above)"
+}
+facts
+[[ "${fact[production]}" == true ]] ||
+  die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
+[[ "${fact[pilot_light]}" == true ]] ||
+  die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over to"
+require_allowed_accounts "$env_name"
+synth "$env_name"
+facts "$OUTDIR/stacks/$env_name/cdk.tf.json"
+[[ "${fact[replica]}" != - ]] || die "$env_name's stack has no database replica in its DR region: nothing to promote"
+dr="${fact[dr_region]}"
+replica="${fact[replica]}"
+rpo="${fact[rpo_seconds]}"
+
+require_terraform
+require_aws "$env_name"
+
+step "1/4 checking how far $replica in $dr is behind" "seconds"
+start="$("$ROOT/.venv/bin/python" -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
+end="$("$ROOT/.venv/bin/python" -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
+lag_query=("$AWS" cloudwatch get-metric-statistics --region "$dr" --namespace AWS/RDS --metric-name ReplicaLag
+  --dimensions "Name=DBInstanceIdentifier,Value=$replica" --statistics Maximum --period 60
+  --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)
+if $DRY_RUN; then
+  x "${lag_query[@]}"
+else
+  lag="$("${lag_query[@]}")" || die "could not read the replica's lag (aws cloudwatch get-metric-statistics failed)"
+  if [[ ! "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    $accept_data_loss ||
+      die "the replica's lag over the last 10 minutes is unknown ('$lag'): if the primary region is really gone, re-run with --accept-data-loss (writes it had not replicated are lost)"
+    info "lag unknown ('$lag'): going on, as --accept-data-loss says"
+  elif ! "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$rpo"; then
+    $accept_data_loss ||
+      die "the replica is ${lag} s behind, more than the RPO of ${rpo} s: wait for it to catch up, or re-run with --accept-data-loss"
+    info "lag ${lag} s is above the RPO of ${rpo} s: going on, as --accept-data-loss says"
+  else
+    info "lag ${lag} s, within the RPO of ${rpo} s"
+  fi
+fi
+
+if ! $DRY_RUN; then
+  if [[ -n "$confirmed" ]]; then
+    [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
+  else
+    [[ -t 0 ]] || die "refusing to fail $env_name over without a confirmation: run it in a terminal, or pass --confirm $env_name"
+    read -r -p "Type '$env_name' to promote $replica in $dr and fail $env_name over: " answer
+    [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
+  fi
+fi
+
+step "2/4 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
+x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
+  --backup-retention-period "${fact[backup_days]}"
+x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
+
+step "3/4 pointing Terraform at the state's copy in $dr" "a minute"
+if $DRY_RUN; then
+  x "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR"
+else
+  "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" \
+    --environments-dir "$ENVIRONMENTS_DIR" >&2
+fi
+tf "$env_name" init -reconfigure -input=false
+
+step "4/4 checking the promoted database" "seconds"
+describe=("$AWS" rds describe-db-instances --region "$dr" --db-instance-identifier "$replica"
+  --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text)
+if $DRY_RUN; then
+  x "${describe[@]}"
+else
+  read -r status source < <("${describe[@]}") || die "could not describe $replica in $dr"
+  [[ "$status" == available && "$source" == None ]] ||
+    die "$replica in $dr is '$status' with source '$source': not yet a writable primary (see docs/DEPLOYMENT.md)"
+  info "$replica is a writable primary in $dr"
+fi
+dry_run_done
+info "$env_name's data is failed over to $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
+info "not automated yet: the application in $dr (no ECS services, load balancers, RDS Proxy or Redis there), and DNS"
