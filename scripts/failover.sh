@@ -60,8 +60,9 @@ require_terraform
 require_aws "$env_name"
 
 step "1/4 checking how far $replica in $dr is behind" "seconds"
-start="$("$ROOT/.venv/bin/python" -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
-end="$("$ROOT/.venv/bin/python" -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))')"
+read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
+now = d.datetime.now(d.timezone.utc)
+print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10), now)))')
 lag_query=("$AWS" cloudwatch get-metric-statistics --region "$dr" --namespace AWS/RDS --metric-name ReplicaLag
   --dimensions "Name=DBInstanceIdentifier,Value=$replica" --statistics Maximum --period 60
   --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)
