@@ -476,6 +476,15 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "every environment keeps its state apart (a shared lock table shares the locks)",
         ],
     ),
+    "a PostgreSQL major RDS does not offer": (
+        "staging",
+        set_path("database", "engine_version", value="10"),
+        [
+            "environments/staging.json: $.database.engine_version: '10' is not a PostgreSQL major version RDS offers "
+            "for new instances (AWS's list, read 2026-11-26: 11, 12, 13, 14, 15, 16, 17, 18; "
+            "https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-release-calendar.html)"
+        ],
+    ),
     "force_destroy outside dev": (
         "staging",
         set_path("storage", "force_destroy", value=True),
@@ -1356,3 +1365,13 @@ def test_state_names_are_checked_against_the_environments_not_being_loaded(tmp_p
     ]  # fmt: skip
     edit(prod, lambda d: d["state"].update(bucket="roi-systems-terraform-state-prod-2"))
     assert list(cfg.load_environments(["prod"], tmp_path)) == ["prod"]
+
+
+@pytest.mark.parametrize(
+    ("version", "offered"),
+    [("16", True), ("14", True), ("11", True), ("18", True), ("10", False), ("19", False), ("99", False)],
+)
+def test_only_postgresql_majors_rds_offers_pass(problems_after, version: str, offered: bool) -> None:
+    found = [p for p in problems_after("prod", put("database", "engine_version", value=version))
+             if p.startswith("$.database.engine_version")]  # fmt: skip
+    assert (found == []) is offered, found
