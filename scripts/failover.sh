@@ -34,26 +34,28 @@ ensure_venv
 # step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
 step() { info "$1 (usually $2)"; }
 
-# facts [STACK]: production, pilot_light, dr_region, replica, rpo_seconds, backup_days (stackinfo.py), into fact[].
+# facts: production, pilot_light, dr_region, rpo_seconds, backup_days, allowed_account_ids (stackinfo.py), in fact[].
 declare -A fact
-facts() {
-  local name value
-  while read -r name value; do fact[$name]="$value"; done < <(
-    stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" "$@" || echo "failed -"
-  )
-  [[ -z "${fact[failed]:-}" ]] || die "could not read $env_name's configuration (the problems are above)"
-}
-facts
+while read -r name value; do fact[$name]="$value"; done < <(
+  stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" || echo "failed -"
+)
+[[ -z "${fact[failed]:-}" ]] || die "could not read $env_name's configuration (the problems are above)"
 [[ "${fact[production]}" == true ]] ||
   die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
 [[ "${fact[pilot_light]}" == true ]] ||
   die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over to"
-require_allowed_accounts "$env_name"
+require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
 synth "$env_name"
-facts "$OUTDIR/stacks/$env_name/cdk.tf.json"
-[[ "${fact[replica]}" != - ]] || die "$env_name's stack has no database replica in its DR region: nothing to promote"
+# The replica to promote: the stack's database instance in the DR region that replicates (read without roi_tf).
+replica="$("$ROOT/.venv/bin/python" - "$OUTDIR/stacks/$env_name/cdk.tf.json" <<'PY'
+import json, sys
+instances = json.load(open(sys.argv[1])).get("resource", {}).get("aws_db_instance", {}).values()
+found = [b["identifier"] for b in instances if "replicate_source_db" in b and b.get("provider") == "aws.dr"]
+print(found[0] if len(found) == 1 else "-")
+PY
+)"
+[[ "$replica" != - ]] || die "$env_name's stack has no database replica in its DR region: nothing to promote"
 dr="${fact[dr_region]}"
-replica="${fact[replica]}"
 rpo="${fact[rpo_seconds]}"
 
 require_terraform

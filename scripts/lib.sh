@@ -159,13 +159,14 @@ protected_resources() {
   stackinfo protected "$OUTDIR/stacks/$1/cdk.tf.json"
 }
 
-# require_allowed_accounts ENV: staging and prod name the accounts they may be applied to (checked before synth).
+# require_allowed_accounts ENV [IDS]: staging and prod name the accounts they may be applied to (checked before
+# synth); IDS: those accounts, read already ("-": none), else read from the configuration here.
 require_allowed_accounts() {
   local env="$1" pinned ids
   for pinned in "${ACCOUNT_PINNED_ENVIRONMENTS[@]}"; do
     [[ "$env" == "$pinned" ]] || continue
     ensure_venv
-    ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$env")"
+    if [[ $# -gt 1 ]]; then ids="${2#-}"; else ids="$(stackinfo allowed-account-ids "$ENVIRONMENTS_DIR" "$env")"; fi
     [[ -n "$ids" ]] ||
       die "$env has no allowed_account_ids: add \"allowed_account_ids\": [\"<12-digit account id>\"] to environments/$env.json, so Terraform refuses any other account (docs/DEPLOYMENT.md)"
   done

@@ -1025,18 +1025,25 @@ def test_failover_refuses_and_changes_nothing(
     assert without_lag_window(calls(fake, shared_outdir)) == calls_made  # never a promotion, never an init
 
 
-def test_failover_refuses_an_environment_without_a_pilot_light(fake, shared_outdir: Path, tmp_path: Path) -> None:
-    """prod without its dr section is refused by the configuration itself, before anything runs."""
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        # prod without its dr section is refused by the configuration itself, before anything runs.
+        (lambda d: d.pop("dr"), "error: could not read prod's configuration (the problems are above)"),
+        (lambda d: d.update(allowed_account_ids=[]), "error: prod has no allowed_account_ids"),
+    ],
+    ids=["no-pilot-light", "no-allowed-accounts"],
+)
+def test_failover_refuses_a_prod_it_cannot_trust(fake, shared_outdir: Path, tmp_path: Path, change, error) -> None:
     environments = write_environments(tmp_path / "environments")
     prod = environments / "prod.json"
     data = json.loads(prod.read_text())
-    del data["dr"]
+    change(data)
     prod.write_text(json.dumps(data))
     env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
     done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
     assert done.returncode == 1
-    assert "needs a dr section in prod" in done.stderr
-    assert done.stderr.splitlines()[-1] == "error: could not read prod's configuration (the problems are above)"
+    assert done.stderr.splitlines()[-1].startswith(error)
     assert calls(fake, shared_outdir) == []
 
 

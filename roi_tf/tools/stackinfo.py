@@ -1,7 +1,7 @@
 """Facts the wrapper scripts need, without jsii or the provider import (they answer at once).
 
 python -m roi_tf.tools.stackinfo allowed-account-ids environments prod   # from the validated configuration
-python -m roi_tf.tools.stackinfo failover environments prod [STACK]   # failover.sh's facts: DR region, replica, RPO
+python -m roi_tf.tools.stackinfo failover environments prod   # failover.sh's facts: production, DR region, RPO, ...
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance, its region
@@ -122,22 +122,17 @@ def plan_summary(plan: Mapping[str, Any]) -> list[str]:
     return [summary, *at_risk]
 
 
-def failover_facts(config: Any, stack: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What scripts/failover.sh needs, one fact per line: whether the environment is a production one with a pilot
-    light, its DR region, the database replica to promote (from the synthesized stack; "-" without one), the RPO in
-    seconds and the backup retention the promoted database keeps."""
-    replicas = [
-        body["identifier"]
-        for body in stack.get("resource", {}).get("aws_db_instance", {}).values()
-        if "replicate_source_db" in body and body.get("provider") == "aws.dr"
-    ]
+def failover_facts(config: Any) -> list[tuple[str, str]]:
+    """What scripts/failover.sh needs from the configuration, one fact per line (one Python start for all): whether
+    the environment is a production one with a pilot light, its DR region, the RPO in seconds, the backup retention
+    the promoted database keeps, and the accounts it may be applied to ("-": none named)."""
     return [
         ("production", str(config.name in PRODUCTION_ENVIRONMENTS).lower()),
         ("pilot_light", str(config.dr.enabled).lower()),
         ("dr_region", config.dr_region),
-        ("replica", replicas[0] if len(replicas) == 1 else "-"),
         ("rpo_seconds", str(config.dr.rpo_minutes * 60)),
         ("backup_days", str(config.database.backup_retention_days)),
+        ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
 
@@ -170,15 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(" ".join(config.allowed_account_ids))
         return 0
-    if args[:1] == ["failover"] and len(args) in (3, 4):
+    if args[:1] == ["failover"] and len(args) == 3:
         try:
             (config,) = load_environments([args[2]], Path(args[1])).values()
         except ConfigError as error:
             for problem in error.problems:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
-        stack = json.loads(Path(args[3]).read_text()) if len(args) == 4 else {}
-        for fact, value in failover_facts(config, stack):
+        for fact, value in failover_facts(config):
             print(f"{fact} {value}")
         return 0
     if args[:1] == ["protected"] and len(args) == 2:
