@@ -38,20 +38,24 @@ class Certificate(Construct):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             provider=provider,
         )
-        records = [
-            Route53Record(
-                self,
-                f"validation_{i}",
-                zone_id=zone.zone_id,
-                name=certificate.domain_validation_options.get(i).resource_record_name,
-                type=certificate.domain_validation_options.get(i).resource_record_type,
-                records=[certificate.domain_validation_options.get(i).resource_record_value],
-                ttl=300,
-                allow_overwrite=True,
-                provider=provider,
+        # Each read (the list, an element, an attribute) is a round trip to jsii: each is read once.
+        options = certificate.domain_validation_options
+        records = []
+        for i in range(len(names)):
+            option = options.get(i)
+            records.append(
+                Route53Record(
+                    self,
+                    f"validation_{i}",
+                    zone_id=self.zone_id,
+                    name=option.resource_record_name,
+                    type=option.resource_record_type,
+                    records=[option.resource_record_value],
+                    ttl=300,
+                    allow_overwrite=True,
+                    provider=provider,
+                )
             )
-            for i in range(len(names))
-        ]
         # Listeners wait for the certificate to be issued, not merely requested.
         self.validation = AcmCertificateValidation(
             self,

@@ -57,6 +57,8 @@ class LoadBalancer(Construct):
             vpc_id=vpc_id,
             tags={"Name": f"{name}-lb"},
         )
+        # Attribute reads are round trips to jsii: each one used more than once is read once.
+        self.security_group_id = self.security_group.id
         self.lb = Lb(
             self,
             "lb",
@@ -64,7 +66,7 @@ class LoadBalancer(Construct):
             load_balancer_type="application",
             internal=internal,
             subnets=list(subnet_ids),
-            security_groups=[self.security_group.id],
+            security_groups=[self.security_group_id],
             drop_invalid_header_fields=True,
             desync_mitigation_mode="strictest",
             enable_deletion_protection=deletion_protection,
@@ -72,6 +74,7 @@ class LoadBalancer(Construct):
             access_logs=LbAccessLogs(bucket=access_logs_bucket, prefix=access_logs_prefix, enabled=True),
             tags={"Name": name},
         )
+        self.arn = self.lb.arn
         # A new port replaces the target group: the new one is created (under its own name) and the listener and
         # service moved to it before the old one goes, which a listener still forwarding to it would refuse.
         self.target_group = LbTargetGroup(
@@ -95,17 +98,18 @@ class LoadBalancer(Construct):
             tags={"Name": target_group_name},
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
+        self.target_group_arn = self.target_group.arn
         forward = LbListenerDefaultAction(
             type="forward",
             forward=LbListenerDefaultActionForward(
-                target_group=[LbListenerDefaultActionForwardTargetGroup(arn=self.target_group.arn)]
+                target_group=[LbListenerDefaultActionForwardTargetGroup(arn=self.target_group_arn)]
             ),
         )
         if self.https:
             self.listener = LbListener(
                 self,
                 "https",
-                load_balancer_arn=self.lb.arn,
+                load_balancer_arn=self.arn,
                 port=HTTPS,
                 protocol="HTTPS",
                 ssl_policy=ssl_policy,
@@ -116,7 +120,7 @@ class LoadBalancer(Construct):
                 LbListener(
                     self,
                     "http_redirect",
-                    load_balancer_arn=self.lb.arn,
+                    load_balancer_arn=self.arn,
                     port=HTTP,
                     protocol="HTTP",
                     default_action=[
@@ -130,15 +134,13 @@ class LoadBalancer(Construct):
                 )
         else:
             self.listener = LbListener(
-                self, "http", load_balancer_arn=self.lb.arn, port=HTTP, protocol="HTTP", default_action=[forward]
+                self, "http", load_balancer_arn=self.arn, port=HTTP, protocol="HTTP", default_action=[forward]
             )
         if web_acl_arn is not None:
-            Wafv2WebAclAssociation(self, "web_acl", resource_arn=self.lb.arn, web_acl_arn=web_acl_arn)
-        self.arn = self.lb.arn
+            Wafv2WebAclAssociation(self, "web_acl", resource_arn=self.arn, web_acl_arn=web_acl_arn)
         self.dns_name = self.lb.dns_name
         self.zone_id = self.lb.zone_id
         self.arn_suffix = self.lb.arn_suffix
-        self.target_group_arn = self.target_group.arn
         self.target_group_arn_suffix = self.target_group.arn_suffix
 
     def admit(self, id: str, *, description: str, cidr: str | None = None, prefix_list_id: str | None = None) -> None:
@@ -148,7 +150,7 @@ class LoadBalancer(Construct):
             VpcSecurityGroupIngressRule(
                 self,
                 f"{id}_{port}",
-                security_group_id=self.security_group.id,
+                security_group_id=self.security_group_id,
                 description=f"{description} ({'redirect to HTTPS' if self.https and port == HTTP else 'requests'})",
                 ip_protocol="tcp",
                 from_port=port,

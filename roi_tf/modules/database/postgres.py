@@ -77,6 +77,7 @@ class Postgres(Construct):
             vpc_id=network.vpc_id,
             tags={"Name": name},
         )
+        self.security_group_id = self.security_group.id  # read once: attribute reads are round trips to jsii
         self.proxy_security_group = SecurityGroup(
             self,
             "proxy_security_group",
@@ -99,7 +100,7 @@ class Postgres(Construct):
             self,
             "proxy_to_database",
             source=self.proxy_security_group.id,
-            destination=self.security_group.id,
+            destination=self.security_group_id,
             port=POSTGRES_PORT,
             description="PostgreSQL: RDS Proxy to the database",
         )
@@ -108,7 +109,7 @@ class Postgres(Construct):
             self,
             "app_to_database",
             source=app,
-            destination=self.security_group.id,
+            destination=self.security_group_id,
             port=POSTGRES_PORT,
             description="PostgreSQL: application to the database (migrations)",
         )
@@ -321,7 +322,7 @@ class Postgres(Construct):
             storage_encrypted=True,
             kms_key_id=data_key.arn,
             port=POSTGRES_PORT,
-            vpc_security_group_ids=[(security_group or self.security_group).id],
+            vpc_security_group_ids=[security_group.id if security_group else self.security_group_id],
             publicly_accessible=False,
             parameter_group_name=(parameter_group or self.parameter_group).name,
             iam_database_authentication_enabled=True,

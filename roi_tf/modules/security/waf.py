@@ -127,6 +127,7 @@ class WebAcl(Construct):
             ),
             provider=provider,
         )
+        self.arn = self.acl.arn  # read once: attribute reads are round trips to jsii
         self.log_group = CloudwatchLogGroup(
             self,
             "log_group",
@@ -138,7 +139,7 @@ class WebAcl(Construct):
         Wafv2WebAclLoggingConfiguration(
             self,
             "logging",
-            resource_arn=self.acl.arn,
+            resource_arn=self.arn,
             log_destination_configs=[self.log_group.arn],
             redacted_fields=[
                 Wafv2WebAclLoggingConfigurationRedactedFields(
@@ -148,7 +149,6 @@ class WebAcl(Construct):
             ],
             provider=provider,
         )
-        self.arn = self.acl.arn
         self.id = self.acl.id
         if props.output_name:
             where = "CloudFront (us-east-1)" if props.scope == "CLOUDFRONT" else "the load balancers"
