@@ -8,8 +8,11 @@ regional one, the primary for a replica) fails, and so does an attribute mix-up 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from conftest import Stack, iter_strings
 from roi_tf.config import EnvironmentConfig
@@ -322,3 +325,21 @@ def test_every_output_is_described_and_exposes_no_secret(stack: Stack) -> None:
         assert isinstance(output.get("description"), str) and output["description"].strip(), name
         assert output.get("sensitive") is not True, f"{name}: outputs are for other stacks and humans to read"
         assert not [s for s in iter_strings(output["value"]) if "var." in s], f"{name}: references a variable"
+
+
+def test_an_output_exported_twice_is_refused_and_each_lands_once() -> None:
+    """Outputs are collected per stack and written at synthesis as one override (roi_tf/modules/exports.py): what
+    is exported appears, described, and a name given twice is an error rather than a silent overwrite."""
+    from cdktf import TerraformStack, Testing
+    from constructs import Construct
+
+    from roi_tf.modules.exports import export
+
+    stack = TerraformStack(Testing.app(), "outputs")
+    module = Construct(stack, "module")
+    export(module, {"first": ("a", "the first"), "second": ("b", "the second")})
+    with pytest.raises(ValueError, match="output 'first' is exported twice in outputs"):
+        export(Construct(stack, "other"), {"first": ("c", "again")})
+    outputs = json.loads(Testing.synth(stack))["output"]
+    assert outputs == {"first": {"value": "a", "description": "the first"},
+                       "second": {"value": "b", "description": "the second"}}  # fmt: skip
