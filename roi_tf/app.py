@@ -19,12 +19,11 @@ from pathlib import Path
 from roi_tf.config import (
     DEFAULT_ENVIRONMENTS_DIR,
     ENVIRONMENTS,
+    STATE_LOCATIONS,
     ConfigError,
     EnvironmentConfig,
     load_environments,
 )
-
-STATE_LOCATIONS = ("primary", "dr")  # roi_tf.stacks.common.STATE_LOCATIONS (not imported: it loads the provider)
 
 DEFAULT_OUTDIR = "cdktf.out"
 EXIT_CONFIG_ERROR = 2

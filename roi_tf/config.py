@@ -17,7 +17,7 @@ import functools
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -441,6 +441,11 @@ class CiConfig:
     @property
     def enabled(self) -> bool:
         return self.github_repository is not None
+
+
+# Where a stack's backend points: its state bucket in the primary region, or that bucket's replica in the DR region
+# (dr.state_bucket) while the primary region is out (python main.py --state dr; docs/DEPLOYMENT.md).
+STATE_LOCATIONS = ("primary", "dr")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1307,33 +1312,35 @@ def load_environments(
     return configs
 
 
-def _check_shared_accounts(configs: Mapping[str, EnvironmentConfig], loaders: Mapping[str, _Loader]) -> None:
-    """Across files: at most one environment per known account owns the once-per-account services."""
-    owners: dict[str, list[str]] = {}
-    for name, config in configs.items():
-        if config.security.owns_account_services:
-            for account in config.allowed_account_ids:
-                owners.setdefault(account, []).append(name)
-    for account, names in owners.items():
-        for name in names[1:]:
-            loaders[name].problem(
-                "$.security.owns_account_services",
-                f"account {account} is shared with {names[0]}, which owns its account services already "
-                "(GuardDuty, Security Hub, AWS Config, the password policy): set this false to reference them",
-            )
+# What one environment per account may own: (whether it does, the JSON path to report, what it owns, the remedy).
+ACCOUNT_SINGLETONS: tuple[tuple[Callable[[EnvironmentConfig], bool], str, str, str], ...] = (
+    (
+        lambda config: config.security.owns_account_services,
+        "$.security.owns_account_services",
+        "which owns its account services already (GuardDuty, Security Hub, AWS Config, the password policy)",
+        "set this false to reference them",
+    ),
     # ECR's replication configuration is one per registry (account and region): one pilot light may own it.
-    lit: dict[str, list[str]] = {}
-    for name, config in configs.items():
-        if config.dr.enabled:
-            for account in config.allowed_account_ids:
-                lit.setdefault(account, []).append(name)
-    for account, names in lit.items():
-        for name in names[1:]:
-            loaders[name].problem(
-                "$.dr",
-                f"account {account} is shared with {names[0]}, whose pilot light owns the account's ECR replication "
-                "already (one per account and region): give this environment its own account",
-            )
+    (
+        lambda config: config.dr.enabled,
+        "$.dr",
+        "whose pilot light owns the account's ECR replication already (one per account and region)",
+        "give this environment its own account",
+    ),
+)
+
+
+def _check_shared_accounts(configs: Mapping[str, EnvironmentConfig], loaders: Mapping[str, _Loader]) -> None:
+    """Across files: at most one environment per known account owns each once-per-account thing."""
+    for owns, where, owned, remedy in ACCOUNT_SINGLETONS:
+        owners: dict[str, list[str]] = {}
+        for name, config in configs.items():
+            if owns(config):
+                for account in config.allowed_account_ids:
+                    owners.setdefault(account, []).append(name)
+        for account, names in owners.items():
+            for name in names[1:]:
+                loaders[name].problem(where, f"account {account} is shared with {names[0]}, {owned}: {remedy}")
 
 
 # Where each environment keeps its state: S3 bucket names are global, and two environments sharing a lock table or a

@@ -52,6 +52,13 @@ class Stack:
         assert len(found) == 1, f"{self.name}: expected one {rtype} matching {props}, found {len(found)}"
         return found[0]
 
+    def one_primary(self, rtype: str, **props: Any) -> tuple[str, dict[str, Any]]:
+        """The one resource of a type matching ``props`` created through the stack's primary-region provider (the
+        DR pilot light has copies of repositories, cache users and groups, state buckets in the DR region)."""
+        found = [(name, body) for name, body in self.find(rtype, **props) if "provider" not in body]
+        assert len(found) == 1, f"{self.name}: expected one {rtype} matching {props} in the primary region"
+        return found[0]
+
     def excluding(self, *constructs: str) -> Stack:
         """A view without the resources and data sources created under these construct paths."""
         prefixes = tuple(f"{self.name}/{c}/" for c in constructs)

@@ -19,28 +19,17 @@ SERVICES = ("api", "ml")
 
 def repository(stack: Stack, config: EnvironmentConfig, image: str) -> tuple[str, dict[str, Any]]:
     """The primary region's repository of an image (prod's pilot light has a copy of each in the DR region)."""
-    (found,) = [
-        (n, r)
-        for n, r in stack.find("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
-        if "provider" not in r
-    ]
-    return found
+    return stack.one_primary("aws_ecr_repository", name=f"roi-systems-{config.name}-apps/{image}")
 
 
 def redis_app_user(stack: Stack, config: EnvironmentConfig) -> tuple[str, dict[str, Any]]:
     """The cache's application user in the primary region (a Global Datastore secondary has its own)."""
-    (found,) = [
-        (n, u)
-        for n, u in stack.find("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
-        if "provider" not in u
-    ]
-    return found
+    return stack.one_primary("aws_elasticache_user", user_name=f"roi-systems-{config.name}-redis-app")
 
 
 def primary_cache(stack: Stack) -> tuple[str, dict[str, Any]]:
     """The cache the application uses: the replication group in the primary region."""
-    (found,) = [(n, g) for n, g in stack.resources("aws_elasticache_replication_group").items() if "provider" not in g]
-    return found
+    return stack.one_primary("aws_elasticache_replication_group")
 
 
 def service(stack: Stack, config: EnvironmentConfig, which: str) -> tuple[str, dict[str, Any]]:

@@ -184,9 +184,8 @@ def names(stacks: dict[str, Stack]) -> dict[str, str]:
         "<dr-postgres>": logical("aws_db_instance", identifier="roi-systems-prod-postgres-dr"),
         "<elb>": next(iter(prod.data("aws_elb_service_account"))),
         "<proxy>": next(iter(prod.resources("aws_db_proxy"))),
-        "<api-repository>": next(  # the primary region's (the pilot light has a copy in the DR region)
-            n for n, r in prod.find("aws_ecr_repository", name="roi-systems-prod-apps/api") if "provider" not in r
-        ),
+        # The primary region's (the pilot light has a copy in the DR region).
+        "<api-repository>": prod.one_primary("aws_ecr_repository", name="roi-systems-prod-apps/api")[0],
         "<events-queue>": logical("aws_sqs_queue", name="roi-systems-prod-events"),
         "<dr-critical-topic>": logical("aws_sns_topic", name="roi-systems-prod-dr-critical"),
         "<private-subnet>": logical("aws_subnet", tags={"Name": "roi-systems-prod-private-0"}),

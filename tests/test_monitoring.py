@@ -58,7 +58,7 @@ def db_instances(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
 
 def redis_nodes(stack: Stack, config: EnvironmentConfig) -> list[str]:
     """The primary's nodes (a Global Datastore secondary, in the DR region, is not alarmed while it stands by)."""
-    (group,) = [n for n, g in stack.resources("aws_elasticache_replication_group").items() if "provider" not in g]
+    group, _ = stack.one_primary("aws_elasticache_replication_group")
     nodes = config.cache.replicas_per_shard + 1
     return [
         f"{Stack.ref('aws_elasticache_replication_group', group, 'id')}-{shard:04d}-{node:03d}"

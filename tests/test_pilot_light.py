@@ -59,7 +59,7 @@ SECONDARY_REFUSES = ("engine", "engine_version", "node_type", "num_node_groups",
 def test_the_cache_is_a_global_datastore_exactly_where_configured(deployed) -> None:
     stack, config = deployed
     groups = stack.resources("aws_elasticache_replication_group")
-    (primary,) = [n for n, g in groups.items() if "provider" not in g]
+    primary, _ = stack.one_primary("aws_elasticache_replication_group")
     datastores = stack.resources("aws_elasticache_global_replication_group")
     assert len(datastores) == len(groups) - 1 == int(config.dr.enabled and config.dr.cache_replica)
     ignored = groups[primary]["lifecycle"]["ignore_changes"]

@@ -111,8 +111,7 @@ def _state_buckets(state_stack: Stack) -> dict[str, dict]:
 
 
 def _primary_bucket(state_stack: Stack) -> tuple[str, dict]:
-    (found,) = [(n, b) for n, b in _state_buckets(state_stack).items() if "provider" not in b]
-    return found
+    return state_stack.one_primary("aws_s3_bucket")
 
 
 def test_backend_names_exactly_what_the_state_stack_creates(stack: Stack, state_stack: Stack, config) -> None:

@@ -8,7 +8,7 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from roi_tf.config import EnvironmentConfig
+from roi_tf.config import STATE_LOCATIONS, EnvironmentConfig
 from roi_tf.naming import kms_alias
 
 # CloudFront, its ACM certificates and CLOUDFRONT-scope WAF must live in us-east-1.
@@ -26,11 +26,6 @@ def state_stack_name(env: str) -> str:
 def bootstrap_state_key(env: str) -> str:
     """Where ``state-<env>`` keeps its own state once it is bootstrapped: in the bucket it created."""
     return f"{state_stack_name(env)}/terraform.tfstate"
-
-
-# Where a stack's backend points: its state bucket in the primary region, or that bucket's replica in the DR region
-# (dr.state_bucket) while the primary region is out (python main.py --state dr; docs/DEPLOYMENT.md).
-STATE_LOCATIONS = ("primary", "dr")
 
 
 def remote_state(scope: Construct, config: EnvironmentConfig, key: str, location: str = "primary") -> S3Backend:

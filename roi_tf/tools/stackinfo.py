@@ -156,24 +156,18 @@ def validation_checks(outputs: Mapping[str, Any], config: Any) -> list[tuple[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["allowed-account-ids"] and len(args) == 3:
+    if args[:1] in (["allowed-account-ids"], ["failover"]) and len(args) == 3:
         try:
             (config,) = load_environments([args[2]], Path(args[1])).values()
         except ConfigError as error:
             for problem in error.problems:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
-        print(" ".join(config.allowed_account_ids))
-        return 0
-    if args[:1] == ["failover"] and len(args) == 3:
-        try:
-            (config,) = load_environments([args[2]], Path(args[1])).values()
-        except ConfigError as error:
-            for problem in error.problems:
-                print(f"error: {problem}", file=sys.stderr)
-            return 2
-        for fact, value in failover_facts(config):
-            print(f"{fact} {value}")
+        if args[0] == "allowed-account-ids":
+            print(" ".join(config.allowed_account_ids))
+        else:
+            for fact, value in failover_facts(config):
+                print(f"{fact} {value}")
         return 0
     if args[:1] == ["protected"] and len(args) == 2:
         for address, loss in protected_resources(json.loads(Path(args[1]).read_text())):
