@@ -461,6 +461,10 @@ class DrConfig:
     # The cache as an ElastiCache Global Datastore with a secondary in dr_region (one node per shard, the primary's
     # node type); default: off (the cache is not copied: see docs/DEPLOYMENT.md, "Regional failover").
     cache_replica: bool = False
+    # Failed over: dr_region serves. The promoted replica is the database (behind its own RDS Proxy) and the standby
+    # VPC gets the primary's NAT gateways and VPC endpoints. failover.sh sets it after promoting the replica;
+    # default: off (the pilot light stands idle).
+    active: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -847,17 +851,21 @@ class _Loader:
         )
 
     def _dr_networking(self, data: Mapping[str, Any], primary: NetworkingConfig | None) -> NetworkingConfig | None:
-        """The standby VPC in dr_region: the primary's layout and flow logs, no NAT gateways, no endpoints."""
+        """The standby VPC in dr_region: the primary's layout and flow logs, no NAT gateways, no endpoints while the
+        pilot light stands idle; failed over (dr.active), the primary's NAT gateways (one per zone at most) and
+        endpoints, so the services there reach their registries, logs and secrets as they do in the primary."""
         if "dr_networking" not in data or primary is None:
             return None
         raw = data["dr_networking"]
+        zones = len(raw["availability_zone_ids"])
+        active = data.get("dr", {}).get("active", False)
         merged = {
             **self.section(data, "networking"),
             "vpc_cidr": raw["vpc_cidr"],
             "availability_zone_ids": raw["availability_zone_ids"],
-            "az_count": len(raw["availability_zone_ids"]),
-            "nat_gateway_count": 0,
-            "interface_endpoints": [],
+            "az_count": zones,
+            "nat_gateway_count": min(primary.nat_gateway_count, zones) if active else 0,
+            "interface_endpoints": list(primary.interface_endpoints) if active else [],
         }
         dr = self._networking(merged, data["dr_region"], where="$.dr_networking")
         if dr is not None and dr.vpc_cidr.overlaps(primary.vpc_cidr):

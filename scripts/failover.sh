@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Usage: scripts/failover.sh <env> [--confirm <env>] [--accept-data-loss] [--dry-run]
-# Fails <env>'s data over to its DR region when the primary region is lost (docs/DEPLOYMENT.md, "Regional failover"):
-# checks that the database replica is within the RPO, asks for the environment's name, promotes the replica, points
-# Terraform at the state's DR copy, and checks the promoted database. Each step says what it does and how long AWS
-# usually takes. Production environments with a dr section only. The application in the DR region is not built yet:
-# the script ends by saying what remains. --confirm <env>: the confirmation, for a run without a terminal.
-# --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a lost primary stops
-# reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
+# Fails <env> over to its DR region when the primary region is lost (docs/DEPLOYMENT.md, "Regional failover"): checks
+# that the database replica is within the RPO, asks for the environment's name, promotes the replica, sets dr.active
+# in environments/<env>.json, applies the DR region's resources against the state's DR copy (NAT gateways, VPC
+# endpoints, the promoted database's settings and RDS Proxy), and checks the database and its proxy. Each step says
+# what it does and how long AWS usually takes. Production environments with a dr section only. The application
+# tier in the DR region is not built yet: the script ends by saying what remains. --confirm <env>: the confirmation,
+# for a run without a terminal. --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a
+# lost primary stops reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 env_name=""
 confirmed=""
@@ -34,7 +35,7 @@ ensure_venv
 # step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
 step() { info "$1 (usually $2)"; }
 
-# facts: production, pilot_light, dr_region, rpo_seconds, backup_days, allowed_account_ids (stackinfo.py), in fact[].
+# facts: production, pilot_light, dr_region, rpo_seconds, backup_days, active, allowed_account_ids (stackinfo.py).
 declare -A fact
 while read -r name value; do fact[$name]="$value"; done < <(
   stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" || echo "failed -"
@@ -44,6 +45,8 @@ while read -r name value; do fact[$name]="$value"; done < <(
   die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
 [[ "${fact[pilot_light]}" == true ]] ||
   die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over to"
+[[ "${fact[active]}" == false ]] ||
+  die "$env_name is failed over already (dr.active is true in environments/$env_name.json): finish by hand from step 4/6 (docs/DEPLOYMENT.md, \"Regional failover\")"
 require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
 synth "$env_name"
 # The replica to promote: the stack's database instance in the DR region that replicates (read without roi_tf).
@@ -61,7 +64,7 @@ rpo="${fact[rpo_seconds]}"
 require_terraform
 require_aws "$env_name"
 
-step "1/4 checking how far $replica in $dr is behind" "seconds"
+step "1/6 checking how far $replica in $dr is behind" "seconds"
 read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
 now = d.datetime.now(d.timezone.utc)
 print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10), now)))')
@@ -95,12 +98,15 @@ if ! $DRY_RUN; then
   fi
 fi
 
-step "2/4 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
+step "2/6 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
 x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
   --backup-retention-period "${fact[backup_days]}"
 x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
 
-step "3/4 pointing Terraform at the state's copy in $dr" "a minute"
+step "3/6 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
+x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true
+
+step "4/6 synthesizing $env_name failed over, on the state's copy in $dr" "a minute"
 if $DRY_RUN; then
   x "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR"
 else
@@ -109,7 +115,19 @@ else
 fi
 tf "$env_name" init -reconfigure -input=false
 
-step "4/4 checking the promoted database" "seconds"
+step "5/6 applying $env_name's resources in $dr (NAT gateways, endpoints, the promoted database, its RDS Proxy)" \
+  "15-25 minutes (RDS Proxy about 10, NAT gateways and endpoints a few, Multi-AZ converts in the background)"
+# Only the DR region's resources, without refreshing the rest: the primary region's cannot be read.
+if $DRY_RUN; then
+  targets=("-target=<every resource of the stack in $dr: stackinfo dr-targets>")
+else
+  mapfile -t targets < <(stackinfo dr-targets "$OUTDIR/stacks/$env_name/cdk.tf.json")
+  [[ ${#targets[@]} -gt 0 ]] || die "no resources in $dr found in $env_name's stack: nothing was applied"
+fi
+tf "$env_name" plan -refresh=false -input=false -out=failover.tfplan "${targets[@]}"
+tf "$env_name" apply -input=false failover.tfplan
+
+step "6/6 checking the promoted database and its RDS Proxy" "seconds"
 describe=("$AWS" rds describe-db-instances --region "$dr" --db-instance-identifier "$replica"
   --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text)
 if $DRY_RUN; then
@@ -120,6 +138,17 @@ else
     die "$replica in $dr is '$status' with source '$source': not yet a writable primary (see docs/DEPLOYMENT.md)"
   info "$replica is a writable primary in $dr"
 fi
+proxy_health=("$AWS" rds describe-db-proxy-targets --region "$dr" --db-proxy-name "$replica"
+  --query "Targets[].TargetHealth.State" --output text)
+if $DRY_RUN; then
+  x "${proxy_health[@]}"
+else
+  health="$("${proxy_health[@]}")" || die "could not read the health of RDS Proxy $replica in $dr"
+  [[ "$health" == AVAILABLE ]] ||
+    die "RDS Proxy $replica in $dr reports its database '$health', not AVAILABLE (it registers a new target within minutes: re-check with the command above)"
+  info "RDS Proxy $replica reaches the promoted database"
+fi
 dry_run_done
-info "$env_name's data is failed over to $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
-info "not automated yet: the application in $dr (no ECS services, load balancers, RDS Proxy or Redis there), and DNS"
+info "$env_name's data tier serves from $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
+info "commit environments/$env_name.json (dr.active: true), so every later synth and plan is of the failed-over $env_name"
+info "not automated yet: the application in $dr (no ECS services, load balancers or Redis there), and DNS"

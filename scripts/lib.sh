@@ -239,7 +239,7 @@ pre_deploy_snapshot() {
 # reach its load balancer) answers, retried with backoff; the ECS services are stable at their desired count; the
 # database is available; no alarm of ENV is in ALARM. Each failure says what to look at.
 validate() {
-  local env="$1" stack outputs check argument region="" cluster services attempt failed=0 status alarms name
+  local env="$1" stack outputs check argument region="" cluster services attempt failed=0 status alarms name db db_region
   stack="$OUTDIR/stacks/$env/cdk.tf.json"
   if $DRY_RUN; then
     # Printed, not run: the outputs an apply would give appear as <placeholders> in the commands that use them.
@@ -275,9 +275,11 @@ validate() {
         [[ -z "$alarms" ]] || { echo "error: in ALARM: $alarms (each alarm's description says what to check first)" >&2; failed=1; }
         ;;
       database)
-        status="$(x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$argument" \
+        # The writable instance and its region: the DR region's once failed over (dr.active).
+        read -r db db_region <<<"$argument"
+        status="$(x "$AWS" rds describe-db-instances --region "$db_region" --db-instance-identifier "$db" \
           --query 'DBInstances[0].DBInstanceStatus' --output text)" || status="unreadable"
-        $DRY_RUN || [[ "$status" == "available" ]] || { echo "error: database $argument is $status, not available (RDS console: events of $argument)" >&2; failed=1; }
+        $DRY_RUN || [[ "$status" == "available" ]] || { echo "error: database $db is $status, not available (RDS console: events of $db)" >&2; failed=1; }
         ;;
       *) echo "error: could not read what to validate from $env's outputs" >&2; failed=1 ;;
     esac

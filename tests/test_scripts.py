@@ -52,6 +52,7 @@ case "$1 $2" in
   "cloudwatch describe-alarms") echo "${FAKE_ALARMS_IN_ALARM:-}" ;;
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
+  "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH:-AVAILABLE}" ;;
 esac
 """
 FAKE_CURL = """#!/usr/bin/env bash
@@ -963,9 +964,15 @@ PROMOTED = [
     f"aws rds promote-read-replica --region {DR_REGION} --db-instance-identifier {REPLICA} "
     "--backup-retention-period 30",
     f"aws rds wait db-instance-available --region {DR_REGION} --db-instance-identifier {REPLICA}",
+]
+FAILED_OVER = [
     "@prod init -reconfigure -input=false",
+    "@prod plan -refresh=false -input=false -out=failover.tfplan",  # + one -target= per DR resource
+    "@prod apply -input=false failover.tfplan",
     f"aws rds describe-db-instances --region {DR_REGION} --db-instance-identifier {REPLICA} --query "
     "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+    f"aws rds describe-db-proxy-targets --region {DR_REGION} --db-proxy-name {REPLICA} "
+    "--query Targets[].TargetHealth.State --output text",
 ]
 
 
@@ -979,17 +986,38 @@ def without_lag_window(lines: list[str]) -> list[str]:
     return [line.split(" --start-time")[0] if line.startswith(LAG) else line for line in lines]
 
 
-def test_failover_promotes_the_replica_and_moves_terraform_to_the_states_dr_copy(fake, shared_outdir: Path) -> None:
-    """The happy path: sts, the lag (within the RPO), the promotion and its wait, the stack re-synthesized on the
-    state's DR copy and initialized there, the check of the promoted database."""
-    done = run("failover.sh", "prod", "--confirm", "prod", env=failover_env(fake, shared_outdir), secrets=False)
+def test_failover_promotes_the_replica_sets_the_switch_and_applies_the_dr_region(
+    fake, shared_outdir: Path, tmp_path: Path
+) -> None:
+    """The happy path: sts, the lag (within the RPO), the promotion and its wait, dr.active set in the environment
+    file (only that value), the failed-over stack synthesized on the state's DR copy and initialized there, a plan of
+    exactly the DR region's resources without refresh and its apply, the checks of the database and its proxy."""
+    environments = write_environments(tmp_path / "environments")
+    before = json.loads((environments / "prod.json").read_text())
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
     assert done.returncode == 0, done.stderr
-    assert without_lag_window(calls(fake, shared_outdir)) == [STS, LAG, *PROMOTED]
-    backend = json.loads((shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_text())["terraform"]["backend"]
-    assert backend["s3"]["bucket"] == "roi-systems-terraform-state-prod-us-west-2" and backend["s3"]["use_lockfile"]
+    made = without_lag_window(calls(fake, shared_outdir))
+    plan = made[5]
+    assert [*made[:5], plan.split(" -target=")[0], *made[6:]] == [STS, LAG, *PROMOTED, *FAILED_OVER]
+    assert json.loads((environments / "prod.json").read_text()) == {**before, "dr": {**before["dr"], "active": True}}
+    stack = json.loads((shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_text())
+    assert stack["terraform"]["backend"]["s3"]["bucket"] == "roi-systems-terraform-state-prod-us-west-2"
+    (promoted,) = [b for b in stack["resource"]["aws_db_instance"].values() if b.get("provider") == "aws.dr"]
+    assert "replicate_source_db" not in promoted  # the failed-over shape was synthesized and applied
+    in_dr = {f"{t}.{n}" for t, items in stack["resource"].items() for n, b in items.items() if b.get("provider") == "aws.dr"}
+    assert set(plan.split(" -target=")[1:]) == in_dr and len(in_dr) > 50
     steps = [line for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
-    assert [line.split()[1] for line in steps] == ["1/4", "2/4", "3/4", "4/4"]
+    assert [line.split()[1] for line in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
     assert done.stderr.rstrip().splitlines()[-1].startswith("==> not automated yet: the application in us-west-2")
+
+
+def test_failover_stops_when_the_proxy_does_not_reach_the_promoted_database(fake, shared_outdir: Path, tmp_path: Path):
+    environments = write_environments(tmp_path / "environments")
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments), FAKE_PROXY_HEALTH="UNAVAILABLE")
+    done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
+    assert done.returncode == 1
+    assert "RDS Proxy roi-systems-prod-postgres-dr in us-west-2 reports its database 'UNAVAILABLE'" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -1031,8 +1059,10 @@ def test_failover_refuses_and_changes_nothing(
         # prod without its dr section is refused by the configuration itself, before anything runs.
         (lambda d: d.pop("dr"), "error: could not read prod's configuration (the problems are above)"),
         (lambda d: d.update(allowed_account_ids=[]), "error: prod has no allowed_account_ids"),
+        # A second run after a failover: nothing is promoted or applied again.
+        (lambda d: d["dr"].update(active=True), "error: prod is failed over already (dr.active is true"),
     ],
-    ids=["no-pilot-light", "no-allowed-accounts"],
+    ids=["no-pilot-light", "no-allowed-accounts", "already-failed-over"],
 )
 def test_failover_refuses_a_prod_it_cannot_trust(fake, shared_outdir: Path, tmp_path: Path, change, error) -> None:
     environments = write_environments(tmp_path / "environments")
@@ -1053,13 +1083,19 @@ def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir
     assert done.returncode == 0, done.stderr
     assert calls(fake, shared_outdir) == []
     printed = [line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")]
+    terraform = f"terraform -chdir={shared_outdir}/stacks/prod"
     assert [line.split(" --start-time")[0] for line in printed] == [
-        STS, LAG, PROMOTED[0], PROMOTED[1],
+        STS, LAG, *PROMOTED,
+        f"stackinfo set-dr-active {fake['ROI_TF_ENVIRONMENTS_DIR']} prod true",
         f"python {REPO}/main.py --env prod --state dr --outdir {shared_outdir} --environments-dir "
         f"{fake['ROI_TF_ENVIRONMENTS_DIR']}",
-        f"terraform -chdir={shared_outdir}/stacks/prod init -reconfigure -input=false", PROMOTED[3],
+        f"{terraform} init -reconfigure -input=false",
+        f"{terraform} plan -refresh=false -input=false -out=failover.tfplan "
+        "-target=\\<every\\ resource\\ of\\ the\\ stack\\ in\\ us-west-2:\\ stackinfo\\ dr-targets\\>",
+        f"{terraform} apply -input=false failover.tfplan", *FAILED_OVER[3:],
     ]  # fmt: skip
     assert (shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_bytes() == before
+    assert "active" not in json.loads((Path(fake["ROI_TF_ENVIRONMENTS_DIR"]) / "prod.json").read_text())["dr"]
 
 
 def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
@@ -1070,5 +1106,5 @@ def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
     section = docs.split("### Failing over the data: `scripts/failover.sh prod`", 1)[1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)
     (total,) = re.findall(r"^\| \| \*\*the data tier, in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
-    assert [step for step, _ in rows] == announced == ["1/4", "2/4", "3/4", "4/4"]
+    assert [step for step, _ in rows] == announced == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
     assert sum(int(minutes) for _, minutes in rows) == int(total) <= 60

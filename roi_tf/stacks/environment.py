@@ -309,6 +309,7 @@ class EnvironmentStack(TerraformStack):
             dr_network=self.dr_networking.outputs if self.dr_networking else None,
             pilot_light=config.dr.enabled,
             cache_replica=config.dr.enabled and config.dr.cache_replica,
+            dr_active=config.dr.active,
         )
 
     def _storage(self) -> Storage:

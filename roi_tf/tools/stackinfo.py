@@ -4,7 +4,9 @@ python -m roi_tf.tools.stackinfo allowed-account-ids environments prod   # from 
 python -m roi_tf.tools.stackinfo failover environments prod   # failover.sh's facts: production, DR region, RPO, ...
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
-python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the primary RDS instance, its region
+python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the writable RDS instance, its region
+python -m roi_tf.tools.stackinfo dr-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... of the DR region's resources
+python -m roi_tf.tools.stackinfo set-dr-active environments prod true   # failover.sh's switch (only that value changes)
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
@@ -86,16 +88,66 @@ def artifact_targets(stack: Mapping[str, Any]) -> list[str]:
     return sorted(addresses)
 
 
-def primary_database(stack: Mapping[str, Any]) -> str | None:
-    """The identifier of the environment's primary RDS instance (not a replica), if the stack has one."""
-    primaries = [
-        body["identifier"]
+def provider_region(stack: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+    """The region of the provider a resource uses (its ``provider``, ``aws.<alias>``, or the default one)."""
+    alias = body.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
+    (provider,) = [p for p in stack.get("provider", {}).get("aws", []) if p.get("alias") == alias]
+    return str(provider["region"])
+
+
+def primary_database(stack: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(identifier, region) of the RDS instance that takes the writes, if the stack has one: the primary, or once
+    failed over (dr.active) the promoted replica in the DR region, which then stands beside the lost primary."""
+    standalone = [
+        (body["identifier"], provider_region(stack, body))
         for body in stack.get("resource", {}).get("aws_db_instance", {}).values()
         if "replicate_source_db" not in body
     ]
-    if len(primaries) > 1:
-        raise ValueError(f"more than one primary database: {primaries}")
-    return primaries[0] if primaries else None
+    promoted = [found for found in standalone if found[1] != default_provider(stack)["region"]]
+    serving = promoted or standalone
+    if len(serving) > 1:
+        raise ValueError(f"more than one primary database: {[identifier for identifier, _ in serving]}")
+    return serving[0] if serving else None
+
+
+def dr_targets(stack: Mapping[str, Any]) -> list[str]:
+    """Addresses of every resource in the DR region (provider ``aws.dr``): what a failover applies, while the
+    primary region's resources cannot be read."""
+    return sorted(
+        f"{rtype}.{name}"
+        for rtype, resources in stack.get("resource", {}).items()
+        for name, body in resources.items()
+        if body.get("provider") == "aws.dr"
+    )
+
+
+DR_SECTION = re.compile(r'"dr"\s*:\s*\{')
+ACTIVE_VALUE = re.compile(r'("active"\s*:\s*)(true|false)')
+
+
+def set_dr_active(path: Path, active: bool) -> bool:
+    """Set ``dr.active`` in an environment file, changing only that value (the file is hand-formatted and reviewed
+    as a one-line diff); False if it already had that value. Every candidate edit is parsed back and kept only if
+    the document equals the original with that one value changed."""
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text)
+    if not isinstance(data.get("dr"), dict):
+        raise ValueError(f"{path}: no dr section (the pilot light) to switch")
+    if data["dr"].get("active", False) == active:
+        return False
+    expected = {**data, "dr": {**data["dr"], "active": active}}
+    value = "true" if active else "false"
+    candidates = [text[: m.start()] + m[1] + value + text[m.end() :] for m in ACTIVE_VALUE.finditer(text)]
+    for m in DR_SECTION.finditer(text):
+        candidates += [f'{text[: m.end()]}"active": {value}{comma}{text[m.end() :]}' for comma in (", ", "")]
+    for candidate in candidates:
+        try:
+            if json.loads(candidate) == expected:
+                path.write_text(candidate, encoding="utf-8")
+                return True
+        except json.JSONDecodeError:
+            continue
+    raise ValueError(f"{path}: could not set dr.active without changing anything else")
 
 
 def plan_summary(plan: Mapping[str, Any]) -> list[str]:
@@ -132,6 +184,7 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
         ("dr_region", config.dr_region),
         ("rpo_seconds", str(config.dr.rpo_minutes * 60)),
         ("backup_days", str(config.database.backup_retention_days)),
+        ("active", str(config.dr.active).lower()),
         ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
@@ -178,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         database = primary_database(json.loads(Path(args[3]).read_text()))
         # One call for all the facts (each call starts a Python): the region first, the database last.
         checks = [("region", config.region), *validation_checks(json.load(sys.stdin), config)]
-        for check, argument in [*checks, *([("database", database)] if database else [])]:
+        for check, argument in [*checks, *([("database", " ".join(database))] if database else [])]:
             print(f"{check} {argument}")
         return 0
     if args[:1] == ["state-bucket"] and len(args) == 2:
@@ -190,7 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["database"] and len(args) == 2:
         stack = json.loads(Path(args[1]).read_text())
         database = primary_database(stack)
-        print(f"{database} {default_provider(stack)['region']}" if database else "")
+        print(" ".join(database) if database else "")
+        return 0
+    if args[:1] == ["dr-targets"] and len(args) == 2:
+        for address in dr_targets(json.loads(Path(args[1]).read_text())):
+            print(f"-target={address}")
+        return 0
+    if args[:1] == ["set-dr-active"] and len(args) == 4 and args[3] in ("true", "false"):
+        path = Path(args[1]) / f"{args[2]}.json"
+        changed = set_dr_active(path, args[3] == "true")
+        print(f"{path}: dr.active {'set to' if changed else 'was already'} {args[3]}", file=sys.stderr)
         return 0
     if args[:1] == ["plan-summary"] and len(args) == 1:
         for line in plan_summary(json.load(sys.stdin)):

@@ -42,6 +42,7 @@ class Database(Construct):
         dr_network: NetworkOutputs | None = None,  # the standby VPC in the DR region, if any
         pilot_light: bool = False,  # replicas in the DR region of what the service cannot lose (dr section)
         cache_replica: bool = False,  # the cache as a Global Datastore with a secondary in the standby VPC
+        dr_active: bool = False,  # failed over: the DR replica promoted, behind its own RDS Proxy (dr.active)
     ) -> None:
         super().__init__(scope, id)
         self.postgres = Postgres(
@@ -60,6 +61,8 @@ class Database(Construct):
             credentials=credentials,
             dr_network=dr_network,
             dr_logs_key=keys.dr_logs,
+            pilot_light=pilot_light,
+            dr_active=dr_active,
         )
         self.cache = Cache(
             self,
@@ -105,7 +108,14 @@ class Database(Construct):
         if pg.dr_replica is not None:
             described["database_dr_replica_endpoint"] = (
                 pg.dr_replica.address,
-                f"Address of the replica in {dr_region} (promote it to fail over)",
+                f"Address of the replica in {dr_region} (promote it to fail over)"
+                if pg.dr_proxy is None
+                else f"Address of the promoted database in {dr_region} (migrations, administration)",
+            )
+        if pg.dr_proxy is not None:
+            described["database_dr_proxy_endpoint"] = (
+                pg.dr_proxy.endpoint,
+                f"RDS Proxy endpoint of the promoted database in {dr_region}: the application's PostgreSQL host there",
             )
         if self.sessions is not None:
             described["sessions_table_name"] = (self.sessions.name, "DynamoDB sessions table")

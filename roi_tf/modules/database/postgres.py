@@ -61,6 +61,10 @@ class Postgres(Construct):
         credentials: Secret,  # {"username", "password"} of the master user, for RDS Proxy
         dr_network: NetworkOutputs | None = None,  # the standby VPC; required for cross_region_replica
         dr_logs_key: KmsKey | None = None,  # encrypts the replica's log groups in the DR region
+        # The pilot light (dr section): the replica's RDS Proxy role exists while idle, since IAM's control plane
+        # lives in us-east-1 and may be what is lost; it reads the credentials' replica in the DR region.
+        pilot_light: bool = False,
+        dr_active: bool = False,  # failed over: the replica is promoted and gets its own RDS Proxy
     ) -> None:
         super().__init__(scope, id)
         p = self._config = config
@@ -188,13 +192,47 @@ class Postgres(Construct):
                 provider=dr_provider,
             )
 
-        self.dr_replica = None
+        self.dr_replica: DbInstance | None = None
+        self.dr_proxy: DbProxy | None = None
+        self.dr_proxy_role: ServiceRole | None = None
+        if (pilot_light or dr_active) and not p.cross_region_replica:
+            raise ValueError(f"{name}: a pilot light needs the cross-region replica")
         if p.cross_region_replica:
             if dr_network is None or dr_logs_key is None:
                 raise ValueError(f"{name}: a cross-region replica needs dr_network and dr_logs_key")
-            self.dr_replica = self._dr_replica(dr_network, dr_data_key, dr_logs_key, dr_provider, monitoring_policy)
+            dr = Construct(self, "dr")  # everything in it lives in the DR region
+            use_provider(dr, dr_provider)
+            self.dr_replica = self._dr_replica(
+                dr, dr_network, dr_data_key, dr_logs_key, monitoring_policy, promoted=dr_active
+            )
+            if pilot_light:
+                self.dr_proxy_role = self._proxy_role("dr_proxy_role", f"{name}-dr-proxy", f"{name}-dr")
+                credentials.grant_read(self.dr_proxy_role.role, replica=True)
+            if dr_active:
+                assert self.dr_proxy_role is not None, "failing over needs the pilot light"
+                self.dr_proxy = self._proxy(
+                    dr,
+                    f"{name}-dr",
+                    subnet_ids=dr_network.database_subnet_ids,
+                    security_group_id=self._dr_proxy_security_group(dr, dr_network),
+                    role=self.dr_proxy_role,
+                    secret_arn=credentials.replica_arn,
+                    logs_key=dr_logs_key,
+                    target=self.dr_replica,
+                )
 
-        self.proxy = self._proxy(network, credentials, logs_key)
+        self.proxy_role = self._proxy_role("proxy_role", f"{name}-proxy", name)
+        credentials.grant_read(self.proxy_role.role)
+        self.proxy = self._proxy(
+            self,
+            name,
+            subnet_ids=network.database_subnet_ids,
+            security_group_id=self.proxy_security_group.id,
+            role=self.proxy_role,
+            secret_arn=credentials.arn,
+            logs_key=logs_key,
+            target=self.primary,
+        )
         self.master_username = p.master_username  # what IAM-authenticated clients sign in as, through the proxy
         self.database_name = p.database_name
         self.endpoint = self.primary.address
@@ -204,19 +242,24 @@ class Postgres(Construct):
 
     def _dr_replica(
         self,
+        dr: Construct,
         network: NetworkOutputs,
         key: KmsKey,
         logs_key: KmsKey,
-        provider: TerraformProvider,
         monitoring_policy: IamRolePolicyAttachment,
+        *,
+        promoted: bool,
     ) -> DbInstance:
-        """A replica in the standby VPC of the DR region: promote it when the primary region is lost."""
+        """A replica in the standby VPC of the DR region: promote it when the primary region is lost.
+
+        ``promoted`` (dr.active): the same instance as the standalone primary failover.sh has made it, with the
+        primary's availability and final-snapshot settings. Terraform does not promote it itself: the script does,
+        before any plan, and a plan during the outage cannot refresh the source in the lost region, so the source
+        argument's removal is ignored (the refreshed state agrees once the region is back).
+        """
         p = self._config
         name = f"{self._identifier}-dr"
-        # Everything below lives in the DR region; the replica admits only the DR application group.
-        dr = Construct(self, "dr")
-        use_provider(dr, provider)
-        security_group = SecurityGroup(
+        self.dr_security_group = SecurityGroup(
             dr,
             "security_group",
             name=name,
@@ -228,9 +271,27 @@ class Postgres(Construct):
             dr,
             "app_to_database",
             source=network.application_security_group_id,
-            destination=security_group.id,
+            destination=self.dr_security_group.id,
             port=POSTGRES_PORT,
             description="PostgreSQL: application (DR region) to the DR replica",
+        )
+        role: dict[str, object] = (
+            {
+                "multi_az": p.multi_az,
+                "skip_final_snapshot": not p.deletion_protection,
+                # Named once, when the switch is set on an instance that already exists: a timestamp would
+                # change on every plan, and ignoring it would leave the promoted instance without one.
+                "final_snapshot_identifier": f"{name}-final-promoted" if p.deletion_protection else None,
+                "delete_automated_backups": not p.deletion_protection,
+                "lifecycle": TerraformResourceLifecycle(ignore_changes=["replicate_source_db"]),
+            }
+            if promoted
+            else {
+                # Cross-region sources are named by ARN; the replica is encrypted with the DR region's key.
+                "replicate_source_db": self.primary.arn,
+                "multi_az": False,
+                "skip_final_snapshot": True,  # RDS takes no final snapshot of a replica
+            }
         )
         return self._instance(
             "replica",
@@ -239,17 +300,44 @@ class Postgres(Construct):
             logs_key,
             monitoring_policy,
             scope=dr,
-            security_group=security_group,
+            security_group=self.dr_security_group,
             parameter_group=self._parameter_group(dr),
-            # Cross-region sources are named by ARN; the replica is encrypted with the DR region's key.
-            replicate_source_db=self.primary.arn,
             db_subnet_group_name=network.database_subnet_group_name,
-            multi_az=False,
             # Promoted, it becomes the primary: it must already keep backups.
             backup_retention_period=p.backup_retention_days,
             backup_window=p.backup_window,
-            skip_final_snapshot=True,  # RDS takes no final snapshot of a replica
+            **role,
         )
+
+    def _dr_proxy_security_group(self, dr: Construct, network: NetworkOutputs) -> str:
+        """The promoted database's RDS Proxy group in the standby VPC: the DR application in, the database out."""
+        name = f"{self._identifier}-dr-proxy"
+        group = SecurityGroup(
+            dr,
+            "proxy_security_group",
+            name=name,
+            description=f"{name}: PostgreSQL from the application (DR region) only",
+            vpc_id=network.vpc_id,
+            tags={"Name": name},
+        )
+        allow(
+            dr,
+            "app_to_proxy",
+            source=network.application_security_group_id,
+            destination=group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: application (DR region) to RDS Proxy",
+        )
+        assert self.dr_security_group is not None
+        allow(
+            dr,
+            "proxy_to_database",
+            source=group.id,
+            destination=self.dr_security_group.id,
+            port=POSTGRES_PORT,
+            description="PostgreSQL: RDS Proxy (DR region) to the promoted database",
+        )
+        return group.id
 
     def _parameter_group(self, scope: Construct) -> DbParameterGroup:
         """TLS only, slow statements and DDL logged; one per region (parameter groups are regional)."""
@@ -345,37 +433,48 @@ class Postgres(Construct):
             **specific,  # type: ignore[arg-type]
         )
 
-    def _proxy(self, network: NetworkOutputs, credentials: Secret, logs_key: KmsKey) -> DbProxy:
+    def _proxy_role(self, id: str, name: str, proxy_name: str) -> ServiceRole:
+        return ServiceRole(
+            self,
+            id,
+            props=ServiceRoleProps(
+                name=name,
+                description=f"RDS Proxy of {proxy_name} reads the master credentials",
+                service="rds.amazonaws.com",
+                account_id=self._account_id,
+            ),
+        )
+
+    def _proxy(
+        self,
+        scope: Construct,
+        name: str,
+        *,
+        subnet_ids: list[str],
+        security_group_id: str,
+        role: ServiceRole,
+        secret_arn: str,  # the master credentials, in the proxy's region
+        logs_key: KmsKey,
+        target: DbInstance,
+    ) -> DbProxy:
         """RDS Proxy: TLS and IAM authentication from clients, the master secret towards the database."""
         p = self._config
-        name = self._identifier
         CloudwatchLogGroup(
-            self,
+            scope,
             "proxy_log_group",
             name=f"/aws/rds/proxy/{name}",
             retention_in_days=p.log_retention_days,
             kms_key_id=logs_key.arn,
             tags={"Name": f"{name}-proxy"},
         )
-        self.proxy_role = ServiceRole(
-            self,
-            "proxy_role",
-            props=ServiceRoleProps(
-                name=f"{name}-proxy",
-                description=f"RDS Proxy of {name} reads the master credentials",
-                service="rds.amazonaws.com",
-                account_id=self._account_id,
-            ),
-        )
-        credentials.grant_read(self.proxy_role.role)
         proxy = DbProxy(
-            self,
+            scope,
             "proxy",
             name=name,
             engine_family="POSTGRESQL",
-            role_arn=self.proxy_role.arn,
-            vpc_subnet_ids=network.database_subnet_ids,
-            vpc_security_group_ids=[self.proxy_security_group.id],
+            role_arn=role.arn,
+            vpc_subnet_ids=subnet_ids,
+            vpc_security_group_ids=[security_group_id],
             require_tls=True,
             idle_client_timeout=p.proxy_idle_client_timeout_seconds,
             debug_logging=False,  # it would log statements, with their data
@@ -383,14 +482,14 @@ class Postgres(Construct):
                 DbProxyAuth(
                     auth_scheme="SECRETS",
                     iam_auth="REQUIRED",
-                    secret_arn=credentials.arn,
+                    secret_arn=secret_arn,
                     description="Master credentials; clients authenticate with IAM tokens",
                 )
             ],
             tags={"Name": f"{name}-proxy"},
         )
         target_group = DbProxyDefaultTargetGroup(
-            self,
+            scope,
             "proxy_target_group",
             db_proxy_name=proxy.name,
             connection_pool_config=DbProxyDefaultTargetGroupConnectionPoolConfig(
@@ -400,10 +499,10 @@ class Postgres(Construct):
             ),
         )
         DbProxyTarget(
-            self,
+            scope,
             "proxy_target",
             db_proxy_name=proxy.name,
             target_group_name=target_group.name,
-            db_instance_identifier=self.primary.identifier,
+            db_instance_identifier=target.identifier,
         )
         return proxy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import TerraformResource
+from cdktf import Fn, TerraformResource
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret, SecretsmanagerSecretReplica
@@ -63,6 +63,7 @@ class Secret(Construct):
         super().__init__(scope, id)
         self._props = props
         self._key = key
+        self._replica_key = replica_key
         if (props.replica_region is None) != (replica_key is None):
             raise ValueError(f"secret {props.name}: a replica region needs a key in that region, and only then")
         self.secret = SecretsmanagerSecret(
@@ -94,28 +95,42 @@ class Secret(Construct):
         address = f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
         self.version.depends_on = [*(self.version.depends_on or []), address]
 
-    def read_statements(self) -> list[Statement]:
-        """Statements that let a principal read this secret (and decrypt it, through Secrets Manager only)."""
+    @property
+    def replica_arn(self) -> str:
+        """The replica's ARN: the secret's own, in the replica's region (Secrets Manager keeps name and suffix)."""
+        region = self._props.replica_region
+        if region is None:
+            raise ValueError(f"secret {self.name} has no replica")
+        return Fn.replace(self.arn, f":{self._props.region}:", f":{region}:")
+
+    def read_statements(self, *, replica: bool = False) -> list[Statement]:
+        """Statements that let a principal read this secret (and decrypt it, through Secrets Manager only); with
+        ``replica``, its replica in the replica's region and that copy's key instead."""
+        arn, key, region = (self.arn, self._key, self._props.region)
+        if replica:
+            assert self._replica_key is not None and self._props.replica_region is not None
+            arn, key, region = (self.replica_arn, self._replica_key, self._props.replica_region)
         return [
             Statement(
                 sid="ReadSecret",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[self.arn],
+                resources=[arn],
             ),
             Statement(
                 sid="DecryptSecretThroughSecretsManager",
                 actions=["kms:Decrypt"],
-                resources=[self._key.arn],
-                conditions={("StringEquals", "kms:ViaService"): [f"secretsmanager.{self._props.region}.amazonaws.com"]},
+                resources=[key.arn],
+                conditions={("StringEquals", "kms:ViaService"): [f"secretsmanager.{region}.amazonaws.com"]},
             ),
         ]
 
-    def grant_read(self, role: IamRole) -> IamRolePolicy:
-        """Attach an inline policy to ``role`` allowing it to read this secret, and nothing else."""
+    def grant_read(self, role: IamRole, *, replica: bool = False) -> IamRolePolicy:
+        """Attach an inline policy to ``role`` allowing it to read this secret (or only its replica), and nothing
+        else."""
         return grant(
             self,
             role,
-            verb="read",
-            policy_name=f"read-{self.name.replace('/', '-')}",
-            statements=self.read_statements(),
+            verb="read_replica" if replica else "read",
+            policy_name=f"read-{'replica-' if replica else ''}{self.name.replace('/', '-')}",
+            statements=self.read_statements(replica=replica),
         )
