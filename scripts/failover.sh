@@ -138,16 +138,7 @@ else
     die "$replica in $dr is '$status' with source '$source': not yet a writable primary (see docs/DEPLOYMENT.md)"
   info "$replica is a writable primary in $dr"
 fi
-proxy_health=("$AWS" rds describe-db-proxy-targets --region "$dr" --db-proxy-name "$replica"
-  --query "Targets[].TargetHealth.State" --output text)
-if $DRY_RUN; then
-  x "${proxy_health[@]}"
-else
-  health="$("${proxy_health[@]}")" || die "could not read the health of RDS Proxy $replica in $dr"
-  [[ "$health" == AVAILABLE ]] ||
-    die "RDS Proxy $replica in $dr reports its database '$health', not AVAILABLE (it registers a new target within minutes: re-check with the command above)"
-  info "RDS Proxy $replica reaches the promoted database"
-fi
+require_proxy_available "$dr" "$replica" # the proxy is named after the instance it fronts
 dry_run_done
 info "$env_name's data tier serves from $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
 info "commit environments/$env_name.json (dr.active: true), so every later synth and plan is of the failed-over $env_name"

@@ -288,6 +288,21 @@ validate() {
   $DRY_RUN || info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
+# require_proxy_available REGION PROXY: RDS Proxy PROXY in REGION reaches its database (its target is AVAILABLE).
+require_proxy_available() {
+  local region="$1" proxy="$2" health
+  local query=("$AWS" rds describe-db-proxy-targets --region "$region" --db-proxy-name "$proxy"
+    --query "Targets[].TargetHealth.State" --output text)
+  if $DRY_RUN; then
+    x "${query[@]}"
+    return 0
+  fi
+  health="$("${query[@]}")" || die "could not read the health of RDS Proxy $proxy in $region"
+  [[ "$health" == AVAILABLE ]] ||
+    die "RDS Proxy $proxy in $region reports its database '$health', not AVAILABLE (a new target registers within minutes: aws rds describe-db-proxy-targets --region $region --db-proxy-name $proxy)"
+  info "RDS Proxy $proxy reaches its database"
+}
+
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).
 confirm() {
   local env="$1" action="$2" answer

@@ -175,18 +175,31 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, En
 @pytest.fixture(scope="session")
 def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> dict[str, Stack]:
     """Shipped environments changed where the shipped configs cannot show the other side, in one synth:
-    dev sharing its account with the owner of the account services, staging without a CI pipeline."""
+    dev sharing its account with the owner of the account services, staging without a CI pipeline, and prod failed
+    over (``dr.active`` set in a copy of its file, loaded as failover.sh's synth loads it)."""
     from roi_tf.app import synth
 
     dev, staging = configs["dev"], configs["staging"]
+    environments = tmp_path_factory.mktemp("failed-over-environments")
+    shutil.copytree(REPO / "environments", environments, dirs_exist_ok=True)
+    prod = json.loads((environments / "prod.json").read_text())
+    prod["dr"]["active"] = True
+    (environments / "prod.json").write_text(json.dumps(prod))
     changed = {
         "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
         "staging": dataclasses.replace(staging, ci=CiConfig()),
+        "prod": load_environments(["prod"], environments)["prod"],
     }
     outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
     synth(changed, outdir)
     paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in changed}
     return {env: Stack(env, path, json.loads(path.read_text())) for env, path in paths.items()}
+
+
+@pytest.fixture(scope="session")
+def failed_over(variants: dict[str, Stack]) -> Stack:
+    """prod synthesized with dr.active: the DR region serves (docs/DEPLOYMENT.md, "Regional failover")."""
+    return variants["prod"]
 
 
 @pytest.fixture(scope="session")

@@ -381,6 +381,8 @@ class UnresolvedError(Exception):
 
 _REF = re.compile(r"\$\{([^{}]*)\}")
 _ARN_PART = re.compile(r'element\(split\("(.)", ([A-Za-z0-9_.-]+)\), ([0-9]+)\)')
+# A secret's replica: the same ARN in another region, ``replace(<reference>, ":<region>:", ":<region>:")``.
+_REGION_SWAP = re.compile(r'replace\(([A-Za-z0-9_.-]+), ":([a-z0-9-]+):", ":([a-z0-9-]+):"\)')
 ELB_ACCOUNTS = {"us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980"}
 ELB_ACCOUNTS["us-west-2"] = "797873946194"
 
@@ -589,6 +591,12 @@ class Resolver:
         part = _ARN_PART.fullmatch(ref)
         if part:
             return self._attribute(part.group(2)).split(part.group(1))[int(part.group(3))]
+        swap = _REGION_SWAP.fullmatch(ref)
+        if swap:
+            arn = self._attribute(swap.group(1))
+            if f":{swap.group(2)}:" not in arn:
+                raise UnresolvedError(f"${{{ref}}}: {arn} is not in region {swap.group(2)}")
+            return arn.replace(f":{swap.group(2)}:", f":{swap.group(3)}:", 1)
         parts = ref.split(".")
         block, parts = ("data", parts[1:]) if parts[0] == "data" else ("resource", parts)
         if len(parts) != 3 or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in parts):

@@ -44,8 +44,10 @@ class Scope:
     min_passed_per_stack: int
 
 
+# prod failed over (dr.active): scanned with the environments, from a directory of its own name.
+FAILED_OVER = "prod-failed-over"
 SCOPES = {
-    "env": Scope("env", REPO / ".checkov.yaml", ENVIRONMENTS, min_passed_per_stack=400),
+    "env": Scope("env", REPO / ".checkov.yaml", (*ENVIRONMENTS, FAILED_OVER), min_passed_per_stack=400),
     "state": Scope(
         "state", REPO / ".checkov.state.yaml", tuple(state_stack_name(e) for e in ENVIRONMENTS), min_passed_per_stack=25
     ),
@@ -127,16 +129,33 @@ def only(report: dict, directories: set[str]) -> dict:
     }
 
 
+def in_the_dr_region(stack: dict) -> dict:
+    """A stack with only the resources in its DR region: what failing over adds or changes (test_failed_over.py
+    shows every other resource is the standing stack's, scanned as such), for a scan that costs seconds less."""
+    resources = {
+        rtype: kept
+        for rtype, items in stack["resource"].items()
+        if (kept := {name: body for name, body in items.items() if body.get("provider") == "aws.dr"})
+    }
+    return {**stack, "resource": resources}
+
+
 @pytest.fixture(scope="module")
 def full_report(
-    stacks: dict[str, Stack], controls: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+    stacks: dict[str, Stack],
+    failed_over: Stack,
+    controls: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict:
     """One checkov run (its start-up is most of the cost) over every stack of both scopes and the two controls,
     without skip lists: the scopes' configs differ only in their skips, which the tests apply per scope."""
     tmp = tmp_path_factory.mktemp("checkov")
     unskipped = {without_skips(scope.config, tmp).read_text() for scope in SCOPES.values()}
     assert len(unskipped) == 1, "the scopes' configs differ beyond their skip lists: scan them separately"
-    paths = [stacks[name].path for scope in SCOPES.values() for name in scope.stacks] + list(controls)
+    (tmp / FAILED_OVER).mkdir()
+    (tmp / FAILED_OVER / "cdk.tf.json").write_text(json.dumps(in_the_dr_region(failed_over.json)))
+    scanned = {**{name: stack.path for name, stack in stacks.items()}, FAILED_OVER: tmp / FAILED_OVER / "cdk.tf.json"}
+    paths = [scanned[name] for scope in SCOPES.values() for name in scope.stacks] + list(controls)
     (report,) = run_checkov(without_skips(SCOPES["env"].config, tmp), paths)
     # With nothing scanned (another framework, no file found), checkov prints a bare summary, no results.
     assert report.get("check_type") == "terraform_json", f"nothing scanned: {report}"

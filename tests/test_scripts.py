@@ -52,7 +52,7 @@ case "$1 $2" in
   "cloudwatch describe-alarms") echo "${FAKE_ALARMS_IN_ALARM:-}" ;;
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
-  "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH:-AVAILABLE}" ;;
+  "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH-AVAILABLE}" ;;
 esac
 """
 FAKE_CURL = """#!/usr/bin/env bash
@@ -1005,19 +1005,35 @@ def test_failover_promotes_the_replica_sets_the_switch_and_applies_the_dr_region
     assert stack["terraform"]["backend"]["s3"]["bucket"] == "roi-systems-terraform-state-prod-us-west-2"
     (promoted,) = [b for b in stack["resource"]["aws_db_instance"].values() if b.get("provider") == "aws.dr"]
     assert "replicate_source_db" not in promoted  # the failed-over shape was synthesized and applied
-    in_dr = {f"{t}.{n}" for t, items in stack["resource"].items() for n, b in items.items() if b.get("provider") == "aws.dr"}
+    in_dr = {
+        f"{t}.{n}" for t, items in stack["resource"].items() for n, b in items.items() if b.get("provider") == "aws.dr"
+    }
     assert set(plan.split(" -target=")[1:]) == in_dr and len(in_dr) > 50
     steps = [line for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
     assert [line.split()[1] for line in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
     assert done.stderr.rstrip().splitlines()[-1].startswith("==> not automated yet: the application in us-west-2")
 
 
-def test_failover_stops_when_the_proxy_does_not_reach_the_promoted_database(fake, shared_outdir: Path, tmp_path: Path):
-    environments = write_environments(tmp_path / "environments")
-    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments), FAKE_PROXY_HEALTH="UNAVAILABLE")
-    done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
-    assert done.returncode == 1
-    assert "RDS Proxy roi-systems-prod-postgres-dr in us-west-2 reports its database 'UNAVAILABLE'" in done.stderr
+@pytest.mark.parametrize(
+    ("health", "outcome"),
+    [
+        ("AVAILABLE", (0, "==> RDS Proxy db-dr reaches its database")),
+        ("UNAVAILABLE", (1, "error: RDS Proxy db-dr in us-west-2 reports its database 'UNAVAILABLE', not AVAILABLE")),
+        ("", (1, "error: RDS Proxy db-dr in us-west-2 reports its database '', not AVAILABLE")),
+    ],
+)
+def test_the_proxy_check_passes_only_an_available_target(fake, health: str, outcome: tuple[int, str]) -> None:
+    """Guards lib.sh's require_proxy_available, failover.sh's last check (cheap: no synth)."""
+    code = 'source "$0"; require_proxy_available us-west-2 db-dr; echo "checked"'
+    env = script_env({**fake, "FAKE_PROXY_HEALTH": health})
+    argv = ["bash", "-c", code, str(REPO / "scripts" / "lib.sh")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    assert done.stdout == ("checked\n" if outcome[0] == 0 else "")
+    assert Path(fake["FAKE_TF_LOG"]).read_text().splitlines() == [
+        "aws rds describe-db-proxy-targets --region us-west-2 --db-proxy-name db-dr "
+        "--query Targets[].TargetHealth.State --output text"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,14 @@ import sys
 import pytest
 
 from conftest import REPO, Stack
-from roi_tf.tools.stackinfo import allowed_account_ids, artifact_targets, main, protected_resources
+from roi_tf.tools.stackinfo import (
+    allowed_account_ids,
+    artifact_targets,
+    dr_targets,
+    main,
+    primary_database,
+    protected_resources,
+)
 
 
 def test_protected_resources_are_exactly_those_with_prevent_destroy(stacks: dict[str, Stack]) -> None:
@@ -126,3 +133,51 @@ def test_artifact_targets_refuse_an_output_that_names_no_resource(stack: Stack) 
     broken["output"]["artifacts_bucket_name"]["value"] = "roi-systems-dev-artifacts"
     with pytest.raises(ValueError, match="artifacts_bucket_name does not name a resource"):
         artifact_targets(broken)
+
+
+def test_dr_targets_are_every_resource_in_the_dr_region_and_nothing_else(failed_over: Stack) -> None:
+    """failover.sh plans exactly these (without refresh): the primary region's resources cannot be read."""
+    expected = {
+        f"{rtype}.{name}"
+        for rtype, resources in failed_over.json["resource"].items()
+        for name, body in resources.items()
+        if failed_over.region_of(body) == "us-west-2"
+    }
+    targets = dr_targets(failed_over.json)
+    assert set(targets) == expected and len(targets) == len(expected)
+    assert {t.split(".")[0] for t in targets} >= {"aws_db_instance", "aws_db_proxy", "aws_nat_gateway", "aws_eip"}
+    assert "aws_db_instance" not in {t.split(".")[0] for t in dr_targets(Stack("x", failed_over.path, {}).json)}
+
+
+def test_the_writable_database_is_the_promoted_replica_once_failed_over(
+    stacks: dict[str, Stack], failed_over: Stack
+) -> None:
+    assert primary_database(stacks["prod"].json) == ("roi-systems-prod-postgres", "us-east-1")
+    assert primary_database(failed_over.json) == ("roi-systems-prod-postgres-dr", "us-west-2")
+    assert primary_database(stacks["dev"].json) == ("roi-systems-dev-postgres", "us-east-1")
+    assert primary_database({}) is None
+
+
+def test_set_dr_active_changes_that_value_only(tmp_path, capsys) -> None:
+    """The file is hand-formatted and the change is committed: the diff is the switch, nothing else."""
+    shutil.copytree(REPO / "environments", tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "prod.json"
+    original = path.read_text()
+    data = json.loads(original)
+    assert main(["set-dr-active", str(tmp_path), "prod", "true"]) == 0
+    switched = path.read_text()
+    assert json.loads(switched) == {**data, "dr": {**data["dr"], "active": True}}
+    changed = [(a, b) for a, b in zip(original.splitlines(), switched.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1].replace('"active": true, ', "") == changed[0][0]
+    assert main(["set-dr-active", str(tmp_path), "prod", "true"]) == 0 and path.read_text() == switched
+    assert "dr.active was already true" in capsys.readouterr().err
+    assert main(["set-dr-active", str(tmp_path), "prod", "false"]) == 0
+    assert json.loads(path.read_text()) == {**data, "dr": {**data["dr"], "active": False}}
+    # The schema accepts what it wrote (main.py would load it).
+    assert main(["failover", str(tmp_path), "prod"]) == 0
+    assert "active false" in capsys.readouterr().out.splitlines()
+    # An environment without a pilot light has no switch; an unknown value is refused, the file untouched.
+    dev = (tmp_path / "dev.json").read_text()
+    assert main(["set-dr-active", str(tmp_path), "dev", "true"]) == 2
+    assert "no dr section" in capsys.readouterr().err and (tmp_path / "dev.json").read_text() == dev
+    assert main(["set-dr-active", str(tmp_path), "prod", "yes"]) == 2

@@ -5,7 +5,7 @@ python -m roi_tf.tools.stackinfo failover environments prod   # failover.sh's fa
 python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the writable RDS instance, its region
-python -m roi_tf.tools.stackinfo dr-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... of the DR region's resources
+python -m roi_tf.tools.stackinfo dr-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... in the DR region
 python -m roi_tf.tools.stackinfo set-dr-active environments prod true   # failover.sh's switch (only that value changes)
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
@@ -251,7 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args[:1] == ["set-dr-active"] and len(args) == 4 and args[3] in ("true", "false"):
         path = Path(args[1]) / f"{args[2]}.json"
-        changed = set_dr_active(path, args[3] == "true")
+        try:
+            changed = set_dr_active(path, args[3] == "true")
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"{path}: dr.active {'set to' if changed else 'was already'} {args[3]}", file=sys.stderr)
         return 0
     if args[:1] == ["plan-summary"] and len(args) == 1:
