@@ -183,6 +183,33 @@ def test_the_pilot_lights_replicas_are_priced_in_the_dr_region_where_configured(
         assert dr_lines["ECR"].monthly_usd == pytest.approx(config.usage.ecr_storage_gb * gb)
 
 
+def test_failed_over_prod_prices_the_promoted_database_its_proxy_and_the_dr_network(
+    failed_over: Stack, estimates, configs, prices
+) -> None:
+    """Failed over (dr.active), the stack still holds us-east-1's resources (billed while they exist): the estimate
+    adds the promoted instance at Multi-AZ with the primary's storage, its proxy, NAT and endpoints in us-west-2."""
+    config, dr = configs["prod"], configs["prod"].dr_region
+    result = estimate(failed_over.json, config, prices)
+    rds = {
+        line.item: line.monthly_usd for line in result.lines if line.service == "RDS PostgreSQL" and line.region == dr
+    }
+    hourly, _ = prices.rate(f"rds.postgres.{config.database.instance_class}", dr)
+    gb, _ = prices.rate("rds.gp3_gb_month", dr)
+    promoted = f"{config.database.instance_class} Multi-AZ promoted replica ({dr})"
+    assert rds[promoted] == pytest.approx(2 * hourly * 730)
+    storage = f"{config.database.allocated_storage_gb} GB gp3 (promoted replica ({dr}))"
+    assert rds[storage] == pytest.approx(2 * config.database.allocated_storage_gb * gb)
+    assert any(item.startswith("RDS Proxy") for item in rds)
+
+    def by_service(lines) -> dict[str, float]:
+        return {s: sum(line.monthly_usd for line in lines if line.service == s) for s in {li.service for li in lines}}
+
+    standing, failed = by_service(estimates["prod"].lines), by_service(result.lines)
+    for service in ("NAT Gateway", "VPC endpoints", "RDS PostgreSQL"):
+        assert failed[service] > standing[service], service
+    assert result.total_usd > estimates["prod"].total_usd + 300
+
+
 def test_a_global_datastore_secondary_is_priced_as_the_primarys_node_type_in_the_dr_region(canary, prices) -> None:
     config, canary_stacks = canary
     result = estimate(canary_stacks[config.name].json, config, prices)

@@ -237,12 +237,15 @@ class _Pricer:
             region = self.region_of(db)
             source = db.get("replicate_source_db")
             primary = db if not source else self._source(source, by_identifier)
+            role = "replica" if source else "primary"
+            if "allocated_storage" not in primary:  # a promoted replica (dr.active): the storage it copied
+                (primary,) = [other for other in instances if "allocated_storage" in other]
+                role = "promoted replica"
             copies = 2 if db.get("multi_az") else 1
             instance = f"rds.postgres.{db['instance_class']}"
             hours = self.rate(instance, region) * copies * HOURS
             storage_gb = primary["allocated_storage"]
             storage = storage_gb * self.rate("rds.gp3_gb_month", region) * copies
-            role = "replica" if source else "primary"
             where = f" ({region})" if region != self.config.region else ""
             self.add(
                 "RDS PostgreSQL",
