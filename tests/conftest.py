@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -160,16 +161,31 @@ def configs() -> dict[str, EnvironmentConfig]:
     return load_environments()
 
 
+def synthesized_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, configs: Callable[[Path], dict[str, EnvironmentConfig]]
+) -> Path:
+    """The output directory of ``synth(configs(scratch))``, made once for the whole run: the first worker to ask
+    synthesizes under a lock, the others wait for it and read its files (the stacks are read from disk anyway)."""
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # shared by the workers
+    target = root / f"session-{name}"
+    for variable, value in DUMMY_SECRETS.items():  # as every worker's environment had them before
+        os.environ[variable] = value
+    with (root / f"session-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "done").exists():
+            from roi_tf.app import synth
+
+            shutil.rmtree(target, ignore_errors=True)
+            synth(configs(target / "scratch"), target / "cdktf.out")
+            (target / "done").touch()
+    return target / "cdktf.out"
+
+
 @pytest.fixture(scope="session")
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> Path:
-    """All six stacks, synthesized once per session in this process (the provider import is the cost)."""
-    from roi_tf.app import synth
-
-    for name, value in DUMMY_SECRETS.items():
-        os.environ[name] = value
-    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synth(configs, outdir)
-    return outdir
+    """All six stacks, synthesized once per run (the provider import is the cost)."""
+    return synthesized_once(tmp_path_factory, "synth", lambda _: configs)
 
 
 @pytest.fixture(scope="session")
@@ -177,22 +193,21 @@ def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Enviro
     """Shipped environments changed where the shipped configs cannot show the other side, in one synth:
     dev sharing its account with the owner of the account services, staging without a CI pipeline, and prod failed
     over (``dr.active`` set in a copy of its file, loaded as failover.sh's synth loads it)."""
-    from roi_tf.app import synth
-
     dev, staging = configs["dev"], configs["staging"]
-    environments = tmp_path_factory.mktemp("failed-over-environments")
-    shutil.copytree(REPO / "environments", environments, dirs_exist_ok=True)
-    prod = json.loads((environments / "prod.json").read_text())
-    prod["dr"]["active"] = True
-    (environments / "prod.json").write_text(json.dumps(prod))
-    changed = {
-        "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
-        "staging": dataclasses.replace(staging, ci=CiConfig()),
-        "prod": load_environments(["prod"], environments)["prod"],
-    }
-    outdir = tmp_path_factory.mktemp("variants") / "cdktf.out"
-    synth(changed, outdir)
-    paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in changed}
+
+    def changed(scratch: Path) -> dict[str, EnvironmentConfig]:
+        shutil.copytree(REPO / "environments", scratch)
+        prod = json.loads((scratch / "prod.json").read_text())
+        prod["dr"]["active"] = True
+        (scratch / "prod.json").write_text(json.dumps(prod))
+        return {
+            "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
+            "staging": dataclasses.replace(staging, ci=CiConfig()),
+            "prod": load_environments(["prod"], scratch)["prod"],
+        }
+
+    outdir = synthesized_once(tmp_path_factory, "variants", changed)
+    paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in ENVIRONMENTS}
     return {env: Stack(env, path, json.loads(path.read_text())) for env, path in paths.items()}
 
 
@@ -296,13 +311,8 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
 @pytest.fixture(scope="session")
 def canary(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]):
     """(config, {"canary": Stack, "state-canary": Stack}): see canary_config; synthesized once per session."""
-    from roi_tf.app import synth
-
     config = canary_config(configs["prod"])
-    for name, value in DUMMY_SECRETS.items():
-        os.environ[name] = value
-    outdir = tmp_path_factory.mktemp("canary") / "cdktf.out"
-    synth({config.name: config}, outdir)
+    outdir = synthesized_once(tmp_path_factory, "canary", lambda _: {config.name: config})
     return config, {
         name: Stack(name, outdir / "stacks" / name / "cdk.tf.json",
                     json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()))
