@@ -151,3 +151,34 @@ def test_nothing_outside_the_dr_region_changes_but_the_new_outputs(prod: Stack, 
 
 def test_the_switch_is_off_in_every_shipped_environment(configs: dict[str, EnvironmentConfig]) -> None:
     assert [c.dr.active for c in configs.values()] == [False] * len(configs)
+
+
+def test_failed_over_the_promoted_database_is_watched_as_the_primary_and_not_for_lag(
+    prod: Stack, failed_over: Stack, configs
+) -> None:
+    """A promoted instance stops reporting ReplicaLag: its lag alarm (missing data breaching) would page for ever,
+    while nothing watched the database that now takes the writes."""
+    th = configs["prod"].monitoring.thresholds
+
+    def alarms(stack: Stack) -> dict[str, dict[str, Any]]:
+        return {
+            a["alarm_name"].removeprefix("roi-systems-prod-"): a
+            for a in stack.resources("aws_cloudwatch_metric_alarm").values()
+        }
+
+    standing, failed = alarms(prod), alarms(failed_over)
+    instance, _ = dr_instance(failed_over)
+    assert "critical-database-dr-replica-lag" in standing and "critical-database-dr-cpu" not in standing
+    assert "critical-database-dr-replica-lag" not in failed
+    expected = {"critical-database-dr-cpu": ("CPUUtilization", th.database_cpu_percent),
+                "critical-database-dr-free-storage": ("FreeStorageSpace", th.database_free_storage_gb * 1024**3)}  # fmt: skip
+    for name, (metric, threshold) in expected.items():
+        alarm = failed[name]
+        assert alarm["provider"] == DR and alarm["metric_name"] == metric and alarm["threshold"] == threshold
+        assert alarm["dimensions"] == {"DBInstanceIdentifier": Stack.ref("aws_db_instance", instance, "identifier")}
+        assert alarm["treat_missing_data"] == "breaching"
+        (topic,) = alarm["alarm_actions"]
+        topic_name = topic.split(".")[1]
+        assert failed_over.resources("aws_sns_topic")[topic_name]["provider"] == DR
+    # Everything else alarms as it stood.
+    assert set(failed) - set(expected) == set(standing) - {"critical-database-dr-replica-lag"}

@@ -481,6 +481,7 @@ class EnvironmentStack(TerraformStack):
                 database=postgres.primary.identifier,
                 database_replicas=[replica.identifier for replica in postgres.replicas],
                 dr_replica=postgres.dr_replica.identifier if postgres.dr_replica is not None else None,
+                dr_promoted=config.dr.active,
                 redis_nodes=database.cache.node_ids,
                 dead_letter_queue=compute.events.dead_letter_queue_name,
                 function_name=compute.events.function_name,

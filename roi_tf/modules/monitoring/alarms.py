@@ -78,6 +78,9 @@ class Targets:
     replication_rule_id: str = ""
     replicated_table: str | None = None
     rpo_seconds: int = 300
+    # Failed over (dr.active): dr_replica is the promoted, writable database; it is watched as the primary is (CPU,
+    # free storage) in dr_region, and no longer for a replica's lag, which it stops reporting.
+    dr_promoted: bool = False
 
 
 def _lb(target: str, metric: str, stat: str, **extra: str) -> Metric:
@@ -192,10 +195,11 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
             )
         )
     instances = [
-        ("database", t.database),
-        *((f"database_replica_{i}", r) for i, r in enumerate(t.database_replicas)),
+        ("database", t.database, ""),
+        *((f"database_replica_{i}", r, "") for i, r in enumerate(t.database_replicas)),
+        *([("database_dr", t.dr_replica, dr_region)] if t.dr_replica and t.dr_promoted else []),
     ]
-    for label, identifier in instances:
+    for label, identifier, region in instances:
         alarms += [
             Alarm(
                 key=f"{label}_cpu",
@@ -209,6 +213,7 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
                 # An instance that stops reporting is down: that must not look healthy.
                 treat_missing_data=BREACHING,
                 metric=_rds(identifier, "CPUUtilization"),
+                region=region,
             ),
             Alarm(
                 key=f"{label}_free_storage",
@@ -221,10 +226,11 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
                 threshold=th.database_free_storage_gb * GB,
                 treat_missing_data=BREACHING,
                 metric=_rds(identifier, "FreeStorageSpace", "Minimum"),
+                region=region,
             ),
         ]
     replicas = [(f"database_replica_{i}", r, "") for i, r in enumerate(t.database_replicas)]
-    if t.dr_replica:
+    if t.dr_replica and not t.dr_promoted:
         replicas.append(("database_dr_replica", t.dr_replica, dr_region))
     for label, identifier, region in replicas:
         alarms.append(
