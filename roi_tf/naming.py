@@ -71,3 +71,8 @@ def final_snapshot_name(identifier: str) -> str:
     """``<identifier>-final-<creation time>``: unique per incarnation, so a second deletion cannot collide with the
     snapshot of the first. A Terraform expression: the resource must ignore later changes to it."""
     return f'{identifier}-final-${{formatdate("YYYYMMDDhhmmss", timestamp())}}'
+
+
+def state_key(env: str) -> str:
+    """Where an environment's state lives in its state bucket (and in the bucket's DR copy)."""
+    return f"{env}/terraform.tfstate"

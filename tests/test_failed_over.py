@@ -170,8 +170,10 @@ def test_failed_over_the_promoted_database_is_watched_as_the_primary_and_not_for
     instance, _ = dr_instance(failed_over)
     assert "critical-database-dr-replica-lag" in standing and "critical-database-dr-cpu" not in standing
     assert "critical-database-dr-replica-lag" not in failed
-    expected = {"critical-database-dr-cpu": ("CPUUtilization", th.database_cpu_percent),
-                "critical-database-dr-free-storage": ("FreeStorageSpace", th.database_free_storage_gb * 1024**3)}  # fmt: skip
+    expected = {
+        "critical-database-dr-cpu": ("CPUUtilization", th.database_cpu_percent),
+        "critical-database-dr-free-storage": ("FreeStorageSpace", th.database_free_storage_gb * 1024**3),
+    }
     for name, (metric, threshold) in expected.items():
         alarm = failed[name]
         assert alarm["provider"] == DR and alarm["metric_name"] == metric and alarm["threshold"] == threshold

@@ -15,10 +15,6 @@ from roi_tf.naming import kms_alias
 GLOBAL_REGION = "us-east-1"
 
 
-def state_key(env: str) -> str:
-    return f"{env}/terraform.tfstate"
-
-
 def state_stack_name(env: str) -> str:
     return f"state-{env}"
 

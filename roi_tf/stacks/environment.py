@@ -43,11 +43,12 @@ from roi_tf.naming import (
     log_group_prefix,
     prefix,
     resource_name,
+    state_key,
     trail_name,
     waf_log_group_name,
     waf_log_group_prefix,
 )
-from roi_tf.stacks.common import GLOBAL_REGION, aws_provider, identity, remote_state, state_key
+from roi_tf.stacks.common import GLOBAL_REGION, aws_provider, identity, remote_state
 
 # RDS master passwords: 16-128 printable ASCII characters except / ' " @ and space (RE2 syntax, for Terraform).
 DB_PASSWORD_PATTERN = "^[!#-&(-.0-?A-~]{16,128}$"  # noqa: S105 (a validation pattern, not a password)

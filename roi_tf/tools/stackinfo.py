@@ -7,6 +7,7 @@ python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.j
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the writable RDS instance, its region
 python -m roi_tf.tools.stackinfo dr-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... in the DR region
 python -m roi_tf.tools.stackinfo set-dr-active environments prod true   # failover.sh's switch (only that value changes)
+python -m roi_tf.tools.stackinfo state-compare dr.tfstate primary.tfstate   # failback.sh: which is newer, and an MD5
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
@@ -15,6 +16,7 @@ terraform output -json | python -m roi_tf.tools.stackinfo validation environment
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -24,6 +26,7 @@ from typing import Any
 
 from roi_tf.config import PRODUCTION_ENVIRONMENTS, ConfigError, load_environments
 from roi_tf.modules.protection import DATA_HOLDING
+from roi_tf.naming import kms_alias, state_key
 
 
 def default_provider(stack: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -121,6 +124,28 @@ def dr_targets(stack: Mapping[str, Any]) -> list[str]:
     )
 
 
+def compare_states(dr_copy: Path, primary: Path) -> tuple[str, str]:
+    """Which of two copies of one Terraform state is newer, for failback.sh: ("copy", md5 of the DR copy) when the
+    DR copy is newer (same lineage, higher serial: applied during the outage), ("current", md5) when both are the
+    same state, ("primary-newer", md5) when the primary's is. A different lineage or a same serial with different
+    contents is not one state's history: ValueError, and nothing is copied."""
+    texts = {name: path.read_bytes() for name, path in (("dr", dr_copy), ("primary", primary))}
+    states = {name: json.loads(text) for name, text in texts.items()}
+    lineage = {name: state.get("lineage") for name, state in states.items()}
+    if lineage["dr"] != lineage["primary"] or not lineage["dr"]:
+        raise ValueError(f"the copies are not one state (lineage {lineage['dr']} in the DR copy, {lineage['primary']} "
+                         "in the primary): copy nothing, compare them by hand")  # fmt: skip
+    serial = {name: int(state["serial"]) for name, state in states.items()}
+    md5 = hashlib.md5(texts["dr"]).hexdigest()  # noqa: S324 (the digest Terraform's DynamoDB lock table checks)
+    if serial["dr"] > serial["primary"]:
+        return "copy", md5
+    if serial["dr"] < serial["primary"]:
+        return "primary-newer", md5
+    if states["dr"] != states["primary"]:
+        raise ValueError(f"both copies have serial {serial['dr']} but differ: copy nothing, compare them by hand")
+    return "current", md5
+
+
 DR_SECTION = re.compile(r'"dr"\s*:\s*\{')
 ACTIVE_VALUE = re.compile(r'("active"\s*:\s*)(true|false)')
 
@@ -185,6 +210,12 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
         ("rpo_seconds", str(config.dr.rpo_minutes * 60)),
         ("backup_days", str(config.database.backup_retention_days)),
         ("active", str(config.dr.active).lower()),
+        ("region", config.region),
+        ("state_bucket", config.state.bucket),
+        ("state_key", state_key(config.name)),
+        ("lock_table", config.state.lock_table),
+        ("state_kms_alias", kms_alias(config.name, "tfstate")),
+        ("dr_state_bucket", config.dr.state_bucket or "-"),
         ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
@@ -244,6 +275,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = json.loads(Path(args[1]).read_text())
         database = primary_database(stack)
         print(" ".join(database) if database else "")
+        return 0
+    if args[:1] == ["state-compare"] and len(args) == 3:
+        try:
+            verdict, md5 = compare_states(Path(args[1]), Path(args[2]))
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"{verdict} {md5}")
         return 0
     if args[:1] == ["dr-targets"] and len(args) == 2:
         for address in dr_targets(json.loads(Path(args[1]).read_text())):
