@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -53,6 +54,12 @@ case "$1 $2" in
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
   "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH-AVAILABLE}" ;;
+  # S3 as a directory (FAKE_S3/<bucket>/<key>): s3 cp --region R SOURCE DESTINATION [options].
+  "s3 cp")
+    from="$5" to="$6"
+    [[ "$from" != s3://* ]] || from="${FAKE_S3:?}/${from#s3://}"
+    if [[ "$to" == s3://* ]]; then to="${FAKE_S3:?}/${to#s3://}"; mkdir -p "$(dirname "$to")"; fi
+    cp "$from" "$to" 2>/dev/null || { echo "fatal error: An error occurred (404)" >&2; exit 1; } ;;
 esac
 """
 FAKE_CURL = """#!/usr/bin/env bash
@@ -1124,3 +1131,129 @@ def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
     (total,) = re.findall(r"^\| \| \*\*the data tier, in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
     assert [step for step, _ in rows] == announced == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
     assert sum(int(minutes) for _, minutes in rows) == int(total) <= 60
+
+
+# --- failback.sh ------------------------------------------------------------------------------------------------
+
+STATE, COPY = (
+    "s3://roi-systems-terraform-state-prod/prod/terraform.tfstate",
+    ("s3://roi-systems-terraform-state-prod-us-west-2/prod/terraform.tfstate"),
+)
+
+
+def state(serial: int, lineage: str = "b7c1") -> str:
+    return json.dumps({"version": 4, "serial": serial, "lineage": lineage, "resources": [{"serial": serial}]})
+
+
+def failback(fake, outdir: Path, tmp_path: Path, dr: str | None, primary: str | None, *flags: str, **extra: str):
+    """failback.sh prod with the two state objects in a fake S3 (None: the object is missing)."""
+    s3 = tmp_path / "s3"
+    for url, text in ((COPY, dr), (STATE, primary)):
+        if text is not None:
+            path = s3 / url.removeprefix("s3://")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    env = {**fake, "CDKTF_OUTDIR": str(outdir), "FAKE_AWS_ACCOUNT": ACCOUNTS["prod"], "FAKE_S3": str(s3), **extra}
+    done = run("failback.sh", "prod", *flags, env=env, secrets=False)
+    return done, (s3 / STATE.removeprefix("s3://"))
+
+
+def reads(tmp_path: Path) -> list[str]:
+    return [
+        f"aws s3 cp --region us-west-2 {COPY} {{work}}/dr.tfstate --only-show-errors",
+        f"aws s3 cp --region us-east-1 {STATE} {{work}}/primary.tfstate --only-show-errors",
+    ]
+
+
+def without_workdir(lines: list[str]) -> list[str]:
+    return [re.sub(r" /tmp/[^ ]+/(dr|primary)\.tfstate", r" {work}/\1.tfstate", line) for line in lines]
+
+
+def test_failback_copies_a_newer_dr_copy_back_with_its_digest(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    newer = state(12)
+    done, primary = failback(fake, shared_outdir, tmp_path, newer, state(9), "--confirm", "prod")
+    assert done.returncode == 0, done.stderr
+    assert primary.read_text() == newer
+    md5 = hashlib.md5(newer.encode()).hexdigest()  # noqa: S324
+    assert without_workdir(calls(fake, shared_outdir)) == [
+        STS, *reads(tmp_path),
+        f"aws s3 cp --region us-east-1 {{work}}/dr.tfstate {STATE} --sse aws:kms --sse-kms-key-id "
+        "alias/roi-systems-prod-tfstate --only-show-errors",
+        "aws dynamodb put-item --region us-east-1 --table-name roi-systems-terraform-locks-prod --item "
+        '{"LockID": {"S": "roi-systems-terraform-state-prod/prod/terraform.tfstate-md5"}, '
+        f'"Digest": {{"S": "{md5}"}}}}',
+        "@prod init -reconfigure -input=false",
+    ]  # fmt: skip
+    backend = json.loads((shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_text())["terraform"]["backend"]
+    assert backend["s3"]["bucket"] == "roi-systems-terraform-state-prod"  # the primary bucket again
+    steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
+    assert steps == ["1/3", "2/3", "3/3"]
+
+
+@pytest.mark.parametrize(
+    ("dr", "primary", "said"),
+    [(state(9), state(9), "both regions hold the same state: nothing to copy"),
+     (state(8), state(9), "the state in us-east-1 is the newer one")],
+    ids=["same", "primary-newer"],
+)  # fmt: skip
+def test_failback_copies_nothing_when_the_copy_is_not_newer(fake, shared_outdir, tmp_path, dr, primary, said) -> None:
+    done, written = failback(fake, shared_outdir, tmp_path, dr, primary)  # no confirmation needed
+    assert done.returncode == 0, done.stderr
+    assert said in done.stderr and written.read_text() == primary
+    assert without_workdir(calls(fake, shared_outdir)) == [
+        STS,
+        *reads(tmp_path),
+        "@prod init -reconfigure -input=false",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dr", "primary", "flags", "error"),
+    [
+        (state(12, "other"), state(9), ("--confirm", "prod"), "the copies are not one state"),
+        (state(9) + " ", state(9).replace('"resources": [{"serial": 9}]', '"resources": []'), ("--confirm", "prod"),
+         "both copies have serial 9 but differ"),
+        (state(12), None, ("--confirm", "prod"), "could not read the state in us-east-1"),
+        (None, state(9), ("--confirm", "prod"), "could not read the state's copy in us-west-2"),
+        (state(12), state(9), (), "refusing to overwrite prod's state in us-east-1 without a confirmation"),
+        (state(12), state(9), ("--confirm", "staging"), "--confirm 'staging' does not name prod"),
+    ],
+    ids=["other-lineage", "same-serial-different", "primary-unreadable", "copy-missing", "no-confirmation",
+         "wrong-confirmation"],
+)  # fmt: skip
+def test_failback_refuses_and_changes_nothing(fake, shared_outdir, tmp_path, dr, primary, flags, error) -> None:
+    done, written = failback(fake, shared_outdir, tmp_path, dr, primary, *flags)
+    assert done.returncode == 1
+    *_, reason, last = done.stderr.splitlines()
+    assert error in last or (error in reason and "cannot be ordered" in last)
+    assert "nothing was changed" in last
+    assert (written.read_text() if written.exists() else None) == primary
+    made = calls(fake, shared_outdir)
+    # No upload (a local file copied to s3://), no digest, no init.
+    assert not [line for line in made if "put-item" in line or " init " in line or "tfstate s3://" in line]
+
+
+def test_failback_refuses_an_environment_without_a_state_copy(fake, shared_outdir, tmp_path) -> None:
+    done = run("failback.sh", "staging", env={**fake, "CDKTF_OUTDIR": str(shared_outdir)}, secrets=False)
+    assert done.returncode == 1 and "staging is not a production environment" in done.stderr.splitlines()[-1]
+    assert calls(fake, shared_outdir) == []
+
+
+def test_failback_dry_run_prints_every_step_and_changes_nothing(fake, shared_outdir, tmp_path) -> None:
+    done, written = failback(fake, shared_outdir, tmp_path, state(12), state(9), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == [] and written.read_text() == state(9)
+    printed = without_workdir([line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")])
+    assert [line.split(" ")[:3] for line in printed] == [
+        ["aws", "sts", "get-caller-identity"], ["aws", "s3", "cp"], ["aws", "s3", "cp"], ["aws", "s3", "cp"],
+        ["aws", "dynamodb", "put-item"], ["terraform", f"-chdir={shared_outdir}/stacks/prod", "init"],
+    ]  # fmt: skip
+
+
+def test_the_documented_failback_steps_are_the_scripts() -> None:
+    script = (REPO / "scripts" / "failback.sh").read_text()
+    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', script, flags=re.MULTILINE)))
+    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    section = docs.split("### Failing back: `scripts/failback.sh prod`", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)
+    assert [step for step, _ in rows] == announced == ["1/3", "2/3", "3/3"]

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Usage: scripts/failback.sh <env> [--confirm <env>] [--dry-run]
+# Moves <env>'s Terraform state back to its primary region once that region is back after a regional failover
+# (docs/DEPLOYMENT.md, "Failing back"): reads the state in both buckets and, only when the DR copy is the newer one
+# (the same lineage, a higher serial: applied during the outage), asks, copies it over the primary's and records its
+# digest in the DynamoDB lock table (Terraform refuses a state whose digest does not match); then points Terraform at
+# the primary bucket again. Nothing is applied, and the database stays where dr.active says. Production environments
+# with a dr section only. --confirm <env>: the confirmation, for a run without a terminal. --dry-run: print every
+# aws, terraform and synth command instead of running it.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+env_name=""
+confirmed=""
+expect_confirm=false
+for arg in "$@"; do
+  if $expect_confirm; then confirmed="$arg"; expect_confirm=false; continue; fi
+  case "$arg" in
+    --confirm) expect_confirm=true ;;
+    --dry-run) DRY_RUN=true ;;
+    -h | --help) usage; exit 0 ;;
+    -*) die "unknown option '$arg'" ;;
+    *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
+  esac
+done
+$expect_confirm && die "--confirm needs the environment's name"
+require_env "$env_name"
+ensure_venv
+
+# step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
+step() { info "$1 (usually $2)"; }
+
+declare -A fact # stackinfo.py failover_facts: the state's buckets, key, lock table and key alias, the regions
+while read -r name value; do fact[$name]="$value"; done < <(
+  stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" || echo "failed -"
+)
+[[ -z "${fact[failed]:-}" ]] || die "could not read $env_name's configuration (the problems are above)"
+[[ "${fact[production]}" == true ]] ||
+  die "$env_name is not a production environment: failback.sh fails prod's state back only (docs/DEPLOYMENT.md)"
+[[ "${fact[pilot_light]}" == true ]] ||
+  die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): its state has no copy to fail back from"
+require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
+synth "$env_name" # the stack on the primary bucket again: what step 3 initializes
+require_terraform
+require_aws "$env_name"
+
+region="${fact[region]}" dr="${fact[dr_region]}" key="${fact[state_key]}" bucket="${fact[state_bucket]}"
+copy="s3://${fact[dr_state_bucket]}/$key" primary="s3://$bucket/$key"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step "1/3 reading $env_name's state in $dr ($copy) and in $region ($primary)" "seconds"
+x "$AWS" s3 cp --region "$dr" "$copy" "$work/dr.tfstate" --only-show-errors ||
+  die "could not read the state's copy in $dr: nothing was changed"
+x "$AWS" s3 cp --region "$region" "$primary" "$work/primary.tfstate" --only-show-errors ||
+  die "could not read the state in $region (is the region back?): nothing was changed"
+if $DRY_RUN; then
+  verdict=copy digest="<md5 of the copy>" # printed, not run: show what a newer copy leads to
+else
+  read -r verdict digest < <(stackinfo state-compare "$work/dr.tfstate" "$work/primary.tfstate" || echo "failed -")
+fi
+case "$verdict" in
+  copy) info "the copy in $dr is newer than the state in $region (applied during the outage): it goes back" ;;
+  current) info "both regions hold the same state: nothing to copy" ;;
+  primary-newer) info "the state in $region is the newer one (nothing was applied against the copy): nothing to copy" ;;
+  *) die "the two states cannot be ordered (the reason is above): nothing was changed; compare them by hand" ;;
+esac
+
+if [[ "$verdict" == copy ]]; then
+  if ! $DRY_RUN; then
+    if [[ -n "$confirmed" ]]; then
+      [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
+    else
+      [[ -t 0 ]] || die "refusing to overwrite $env_name's state in $region without a confirmation (nothing was changed): run it in a terminal, or pass --confirm $env_name"
+      read -r -p "Type '$env_name' to overwrite the state in $primary with the newer copy from $dr: " answer
+      [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
+    fi
+  fi
+  step "2/3 copying the newer state back to $primary, and its digest to ${fact[lock_table]}" "seconds"
+  # The bucket keeps the overwritten version (versioning): the way back if this was wrong.
+  x "$AWS" s3 cp --region "$region" "$work/dr.tfstate" "$primary" --sse aws:kms \
+    --sse-kms-key-id "${fact[state_kms_alias]}" --only-show-errors
+  # Terraform checks the state it reads against this digest in the lock table, and refuses a mismatch.
+  x "$AWS" dynamodb put-item --region "$region" --table-name "${fact[lock_table]}" \
+    --item "{\"LockID\": {\"S\": \"$bucket/$key-md5\"}, \"Digest\": {\"S\": \"$digest\"}}"
+else
+  step "2/3 nothing to copy back" "seconds"
+fi
+
+step "3/3 pointing Terraform at the state in $region" "a minute"
+tf "$env_name" init -reconfigure -input=false
+dry_run_done
+info "$env_name's Terraform uses its state in $region again; review before applying: scripts/deploy.sh $env_name --plan-only"
+info "the database stays in $dr while dr.active is true: failing it back is by hand (docs/DEPLOYMENT.md, \"Failing back\")"
