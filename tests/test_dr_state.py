@@ -45,6 +45,8 @@ def test_the_state_bucket_replicates_everything_to_its_dr_copy_within_rtc(state_
     assert replication["bucket"] == Stack.ref("aws_s3_bucket", source) and "provider" not in replication
     (rule,) = replication["rule"]
     assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}  # every stack's state, lock-free
+    # The RuleId dimension prod's terraform-state-replication-latency alarm reads (test_monitoring.py).
+    assert rule["id"] == f"to-{config.dr_region}"
     # Deletions follow as delete markers (a deleted workspace's state is not resurrected in DR; versions stay).
     assert rule["delete_marker_replication"] == {"status": "Enabled"}
     assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}

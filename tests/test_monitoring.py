@@ -230,6 +230,14 @@ def expected_alarms(stack: Stack, config: EnvironmentConfig) -> dict[str, tuple[
             )
             watched = (rpo, "GreaterThanThreshold", "Maximum", "AWS/S3", "ReplicationLatency", dims)
             add("critical", f"{short}-replication-latency", watched, config.dr_region)  # the destination's region
+        # The state's copy, made by state-<env> with the same rule: the source and copy by their configured names.
+        dims = (
+            ("DestinationBucket", config.dr.state_bucket),
+            ("RuleId", f"to-{config.dr_region}"),
+            ("SourceBucket", config.state.bucket),
+        )
+        watched = (rpo, "GreaterThanThreshold", "Maximum", "AWS/S3", "ReplicationLatency", dims)
+        add("critical", "terraform-state-replication-latency", watched, config.dr_region)
         if config.sessions.enabled:
             (table,) = stack.resources("aws_dynamodb_table")
             dims = (
@@ -669,6 +677,11 @@ def test_every_metric_names_a_resource_of_this_stack_in_the_region_it_is_read_fr
                 assert value == LITERAL_DIMENSIONS[dimension], where
                 continue
             if namespace == "AWS/Billing" and dimension == "ServiceName":
+                continue
+            # The state's buckets belong to the state-<env> stack: named as config names them, source and copy.
+            state_buckets = {"SourceBucket": config.state.bucket, "DestinationBucket": config.dr.state_bucket}
+            if "terraform-state" in where and dimension in state_buckets:
+                assert value == state_buckets[dimension] and region == config.dr_region, where
                 continue
             if dimension in ("RuleId", "ReceivingRegion"):  # the replication's rule and destination: the DR region
                 assert value in (f"to-{config.dr_region}", config.dr_region) and region in (

@@ -509,7 +509,9 @@ class EnvironmentStack(TerraformStack):
         storage, sessions = self.storage, self.database.sessions
         return {
             "replicated_buckets": {
-                name: (storage.buckets[name].name, replica.name) for name, replica in storage.replicas.items()
+                **{name: (storage.buckets[name].name, replica.name) for name, replica in storage.replicas.items()},
+                # The state's copy (state-<env> replicates it with the same rule): Terraform's own RPO.
+                "terraform-state": (config.state.bucket, config.dr.state_bucket),
             },
             "replication_rule_id": replication_rule_id(config.dr_region),
             "replicated_table": sessions.name if sessions is not None else None,
