@@ -5,7 +5,8 @@
 # in environments/<env>.json, applies the DR region's resources against the state's DR copy (NAT gateways, VPC
 # endpoints, the promoted database's settings and RDS Proxy), and checks the database and its proxy. Each step says
 # what it does and how long AWS usually takes. Production environments with a dr section only. The application
-# tier in the DR region is not built yet: the script ends by saying what remains. --confirm <env>: the confirmation,
+# tier in the DR region is not built yet: the script ends by saying what remains. Run again once dr.active is set, it
+# resumes at step 4/6 (a promoted database checked first). --confirm <env>: the confirmation,
 # for a run without a terminal. --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a
 # lost primary stops reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
 # shellcheck source=scripts/lib.sh
@@ -35,7 +36,19 @@ ensure_venv
 # step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
 step() { info "$1 (usually $2)"; }
 
-# facts: production, pilot_light, dr_region, rpo_seconds, backup_days, active, allowed_account_ids (stackinfo.py).
+# confirm_failover WHAT: --confirm <env>, or the name typed at a terminal, before anything changes.
+confirm_failover() {
+  $DRY_RUN && return 0
+  if [[ -n "$confirmed" ]]; then
+    [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
+  else
+    [[ -t 0 ]] || die "refusing to fail $env_name over without a confirmation: run it in a terminal, or pass --confirm $env_name"
+    read -r -p "Type '$env_name' to $1: " answer
+    [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
+  fi
+}
+
+# facts: production, pilot_light, dr_region, dr_database, rpo_seconds, active, ... (stackinfo.py failover_facts).
 declare -A fact
 while read -r name value; do fact[$name]="$value"; done < <(
   stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" || echo "failed -"
@@ -45,75 +58,73 @@ while read -r name value; do fact[$name]="$value"; done < <(
   die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
 [[ "${fact[pilot_light]}" == true ]] ||
   die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over to"
-[[ "${fact[active]}" == false ]] ||
-  die "$env_name is failed over already (dr.active is true in environments/$env_name.json): finish by hand from step 4/6 (docs/DEPLOYMENT.md, \"Regional failover\")"
 require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
-synth "$env_name"
-# The replica to promote: the stack's database instance in the DR region that replicates (read without roi_tf).
-replica="$("$ROOT/.venv/bin/python" - "$OUTDIR/stacks/$env_name/cdk.tf.json" <<'PY'
-import json, sys
-instances = json.load(open(sys.argv[1])).get("resource", {}).get("aws_db_instance", {}).values()
-found = [b["identifier"] for b in instances if "replicate_source_db" in b and b.get("provider") == "aws.dr"]
-print(found[0] if len(found) == 1 else "-")
-PY
-)"
-[[ "$replica" != - ]] || die "$env_name's stack has no database replica in its DR region: nothing to promote"
+replica="${fact[dr_database]}" # the DR replica (or, once failed over, the promoted database)
+[[ "$replica" != - ]] || die "$env_name has no database replica in its DR region: nothing to promote"
 dr="${fact[dr_region]}"
 rpo="${fact[rpo_seconds]}"
 
-require_terraform
-require_aws "$env_name"
+# Step 4/6: the failed-over stack, on the state's copy in the DR region.
+synth_failed_over() {
+  step "4/6 synthesizing $env_name failed over, on the state's copy in $dr" "a minute"
+  if $DRY_RUN; then
+    x "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR"
+  else
+    "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" \
+      --environments-dir "$ENVIRONMENTS_DIR" >&2
+  fi
+  tf "$env_name" init -reconfigure -input=false
+}
 
-step "1/6 checking how far $replica in $dr is behind" "seconds"
-read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
+if [[ "${fact[active]}" == true ]]; then
+  # A run that stopped after the switch (an apply that failed, say): resume at step 4/6, on the promoted database.
+  info "$env_name is failed over already (dr.active is true): resuming at step 4/6"
+  synth_failed_over
+  require_terraform
+  require_aws "$env_name"
+  require_promoted "$dr" "$replica" # the switch is set after the promotion, never before
+  confirm_failover "apply $env_name's resources in $dr again"
+else
+  synth "$env_name"
+  require_terraform
+  require_aws "$env_name"
+
+  step "1/6 checking how far $replica in $dr is behind" "seconds"
+  read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
 now = d.datetime.now(d.timezone.utc)
 print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10), now)))')
-lag_query=("$AWS" cloudwatch get-metric-statistics --region "$dr" --namespace AWS/RDS --metric-name ReplicaLag
-  --dimensions "Name=DBInstanceIdentifier,Value=$replica" --statistics Maximum --period 60
-  --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)
-if $DRY_RUN; then
-  x "${lag_query[@]}"
-else
-  lag="$("${lag_query[@]}")" || die "could not read the replica's lag (aws cloudwatch get-metric-statistics failed)"
-  if [[ ! "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
-    $accept_data_loss ||
-      die "the replica's lag over the last 10 minutes is unknown ('$lag'): if the primary region is really gone, re-run with --accept-data-loss (writes it had not replicated are lost)"
-    info "lag unknown ('$lag'): going on, as --accept-data-loss says"
-  elif ! "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$rpo"; then
-    $accept_data_loss ||
-      die "the replica is ${lag} s behind, more than the RPO of ${rpo} s: wait for it to catch up, or re-run with --accept-data-loss"
-    info "lag ${lag} s is above the RPO of ${rpo} s: going on, as --accept-data-loss says"
+  lag_query=("$AWS" cloudwatch get-metric-statistics --region "$dr" --namespace AWS/RDS --metric-name ReplicaLag
+    --dimensions "Name=DBInstanceIdentifier,Value=$replica" --statistics Maximum --period 60
+    --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)
+  if $DRY_RUN; then
+    x "${lag_query[@]}"
   else
-    info "lag ${lag} s, within the RPO of ${rpo} s"
+    lag="$("${lag_query[@]}")" || die "could not read the replica's lag (aws cloudwatch get-metric-statistics failed)"
+    if [[ ! "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+      $accept_data_loss ||
+        die "the replica's lag over the last 10 minutes is unknown ('$lag'): if the primary region is really gone, re-run with --accept-data-loss (writes it had not replicated are lost)"
+      info "lag unknown ('$lag'): going on, as --accept-data-loss says"
+    elif ! "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$rpo"; then
+      $accept_data_loss ||
+        die "the replica is ${lag} s behind, more than the RPO of ${rpo} s: wait for it to catch up, or re-run with --accept-data-loss"
+      info "lag ${lag} s is above the RPO of ${rpo} s: going on, as --accept-data-loss says"
+    else
+      info "lag ${lag} s, within the RPO of ${rpo} s"
+    fi
   fi
+
+  confirm_failover "promote $replica in $dr and fail $env_name over"
+
+  step "2/6 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
+  x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
+    --backup-retention-period "${fact[backup_days]}"
+  x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
+
+  step "3/6 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
+  x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true
+
+  synth_failed_over
 fi
-
-if ! $DRY_RUN; then
-  if [[ -n "$confirmed" ]]; then
-    [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
-  else
-    [[ -t 0 ]] || die "refusing to fail $env_name over without a confirmation: run it in a terminal, or pass --confirm $env_name"
-    read -r -p "Type '$env_name' to promote $replica in $dr and fail $env_name over: " answer
-    [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
-  fi
-fi
-
-step "2/6 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
-x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
-  --backup-retention-period "${fact[backup_days]}"
-x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
-
-step "3/6 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
-x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true
-
-step "4/6 synthesizing $env_name failed over, on the state's copy in $dr" "a minute"
-if $DRY_RUN; then
-  x "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR"
-else
-  "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" \
-    --environments-dir "$ENVIRONMENTS_DIR" >&2
-fi
-tf "$env_name" init -reconfigure -input=false
 
 step "5/6 applying $env_name's resources in $dr (NAT gateways, endpoints, the promoted database, its RDS Proxy)" \
   "15-25 minutes (RDS Proxy about 10, NAT gateways and endpoints a few, Multi-AZ converts in the background)"
@@ -128,16 +139,7 @@ tf "$env_name" plan -refresh=false -input=false -out=failover.tfplan "${targets[
 tf "$env_name" apply -input=false failover.tfplan
 
 step "6/6 checking the promoted database and its RDS Proxy" "seconds"
-describe=("$AWS" rds describe-db-instances --region "$dr" --db-instance-identifier "$replica"
-  --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text)
-if $DRY_RUN; then
-  x "${describe[@]}"
-else
-  read -r status source < <("${describe[@]}") || die "could not describe $replica in $dr"
-  [[ "$status" == available && "$source" == None ]] ||
-    die "$replica in $dr is '$status' with source '$source': not yet a writable primary (see docs/DEPLOYMENT.md)"
-  info "$replica is a writable primary in $dr"
-fi
+require_promoted "$dr" "$replica" available
 require_proxy_available "$dr" "$replica" # the proxy is named after the instance it fronts
 dry_run_done
 info "$env_name's data tier serves from $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"

@@ -288,6 +288,24 @@ validate() {
   $DRY_RUN || info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
+# require_promoted REGION INSTANCE [STATUS]: INSTANCE in REGION replicates from nothing (a promoted, standalone
+# database) and, where STATUS is given, has that status.
+require_promoted() {
+  local region="$1" instance="$2" want="${3:-}" status source
+  local query=("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$instance"
+    --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text)
+  if $DRY_RUN; then
+    x "${query[@]}"
+    return 0
+  fi
+  read -r status source < <("${query[@]}") || die "could not describe $instance in $region"
+  [[ "$source" == None ]] ||
+    die "$instance in $region still replicates from '$source': not a promoted database (promote it first: aws rds promote-read-replica, docs/DEPLOYMENT.md)"
+  [[ -z "$want" || "$status" == "$want" ]] ||
+    die "$instance in $region is '$status', not $want: not yet a writable primary (see docs/DEPLOYMENT.md)"
+  info "$instance in $region is a standalone database ($status)"
+}
+
 # require_proxy_available REGION PROXY: RDS Proxy PROXY in REGION reaches its database (its target is AVAILABLE).
 require_proxy_available() {
   local region="$1" proxy="$2" health

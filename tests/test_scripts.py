@@ -1082,10 +1082,8 @@ def test_failover_refuses_and_changes_nothing(
         # prod without its dr section is refused by the configuration itself, before anything runs.
         (lambda d: d.pop("dr"), "error: could not read prod's configuration (the problems are above)"),
         (lambda d: d.update(allowed_account_ids=[]), "error: prod has no allowed_account_ids"),
-        # A second run after a failover: nothing is promoted or applied again.
-        (lambda d: d["dr"].update(active=True), "error: prod is failed over already (dr.active is true"),
     ],
-    ids=["no-pilot-light", "no-allowed-accounts", "already-failed-over"],
+    ids=["no-pilot-light", "no-allowed-accounts"],
 )
 def test_failover_refuses_a_prod_it_cannot_trust(fake, shared_outdir: Path, tmp_path: Path, change, error) -> None:
     environments = write_environments(tmp_path / "environments")
@@ -1098,6 +1096,50 @@ def test_failover_refuses_a_prod_it_cannot_trust(fake, shared_outdir: Path, tmp_
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith(error)
     assert calls(fake, shared_outdir) == []
+
+
+def test_failover_resumes_at_step_4_once_the_switch_is_set(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """A run that stopped after the switch (a failed apply): no lag check, promotion or switch again; the promoted
+    database is checked before anything is applied (dry run: the synth is printed, not run)."""
+    environments = write_environments(tmp_path / "environments")
+    prod = json.loads((environments / "prod.json").read_text())
+    prod["dr"]["active"] = True
+    (environments / "prod.json").write_text(json.dumps(prod))
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run("failover.sh", "prod", "--dry-run", env=env, secrets=False)
+    assert done.returncode == 0, done.stderr
+    printed = [line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")]
+    terraform = f"terraform -chdir={shared_outdir}/stacks/prod"
+    check = FAILED_OVER[3].removeprefix("aws ")
+    assert printed == [
+        f"python {REPO}/main.py --env prod --state dr --outdir {shared_outdir} --environments-dir {environments}",
+        f"{terraform} init -reconfigure -input=false", STS, f"aws {check}",
+        f"{terraform} plan -refresh=false -input=false -out=failover.tfplan "
+        "-target=\\<every\\ resource\\ of\\ the\\ stack\\ in\\ us-west-2:\\ stackinfo\\ dr-targets\\>",
+        f"{terraform} apply -input=false failover.tfplan", f"aws {check}", FAILED_OVER[4],
+    ]  # fmt: skip
+    steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
+    assert steps == ["4/6", "5/6", "6/6"]
+
+
+@pytest.mark.parametrize(
+    ("described", "status", "outcome"),
+    [
+        ("available\tNone", "", (0, "==> db-dr in us-west-2 is a standalone database (available)")),
+        ("modifying\tNone", "", (0, "==> db-dr in us-west-2 is a standalone database (modifying)")),
+        ("modifying\tNone", "available", (1, "error: db-dr in us-west-2 is 'modifying', not available")),
+        ("available\tdb", "", (1, "error: db-dr in us-west-2 still replicates from 'db'")),
+    ],
+    ids=["promoted", "promoted-modifying", "not-yet-available", "still-a-replica"],
+)
+def test_the_promotion_check_passes_only_a_standalone_database(fake, described, status, outcome) -> None:
+    """Guards lib.sh's require_promoted: failover.sh's resume check and its last check (cheap: no synth)."""
+    code = 'source "$0"; require_promoted us-west-2 db-dr "$1"; echo "checked"'
+    env = script_env({**fake, "FAKE_DB_STATUS": described})
+    argv = ["bash", "-c", code, str(REPO / "scripts" / "lib.sh"), status]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    assert done.stdout == ("checked\n" if outcome[0] == 0 else "")
 
 
 def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir: Path) -> None:
@@ -1124,7 +1166,7 @@ def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir
 def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
     """docs/DEPLOYMENT.md's table names each step failover.sh announces, and its total is the sum of the rows."""
     script = (REPO / "scripts" / "failover.sh").read_text()
-    announced = re.findall(r'^step "(\d/\d) ', script, flags=re.MULTILINE)
+    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', script, flags=re.MULTILINE)))
     docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
     section = docs.split("### Failing over the data: `scripts/failover.sh prod`", 1)[1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)

@@ -181,3 +181,22 @@ def test_set_dr_active_changes_that_value_only(tmp_path, capsys) -> None:
     assert main(["set-dr-active", str(tmp_path), "dev", "true"]) == 2
     assert "no dr section" in capsys.readouterr().err and (tmp_path / "dev.json").read_text() == dev
     assert main(["set-dr-active", str(tmp_path), "prod", "yes"]) == 2
+
+
+def test_the_failover_facts_name_what_the_stacks_hold(stacks: dict[str, Stack], capsys) -> None:
+    """failover.sh and failback.sh act on these names without reading a stack: they must be the synthesized ones."""
+    assert main(["failover", str(REPO / "environments"), "prod"]) == 0
+    facts = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    prod, state = stacks["prod"].json, stacks["state-prod"].json
+    (dr_instance,) = [b for b in prod["resource"]["aws_db_instance"].values() if b.get("provider") == "aws.dr"]
+    assert facts["dr_database"] == dr_instance["identifier"]
+    backend = prod["terraform"]["backend"]["s3"]
+    names = ("state_bucket", "state_key", "lock_table", "state_kms_alias", "region")
+    assert [facts[n] for n in names] == [
+        backend[k] for k in ("bucket", "key", "dynamodb_table", "kms_key_id", "region")
+    ]
+    buckets = {b["bucket"]: b for b in state["resource"]["aws_s3_bucket"].values()}
+    assert buckets[facts["dr_state_bucket"]]["provider"] == "aws.dr" and facts["dr_region"] == "us-west-2"
+    assert main(["failover", str(REPO / "environments"), "dev"]) == 0
+    dev = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    assert (dev["pilot_light"], dev["dr_database"], dev["dr_state_bucket"]) == ("false", "-", "-")

@@ -26,7 +26,7 @@ from typing import Any
 
 from roi_tf.config import PRODUCTION_ENVIRONMENTS, ConfigError, load_environments
 from roi_tf.modules.protection import DATA_HOLDING
-from roi_tf.naming import kms_alias, state_key
+from roi_tf.naming import kms_alias, resource_name, state_key
 
 
 def default_provider(stack: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -216,6 +216,11 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
         ("lock_table", config.state.lock_table),
         ("state_kms_alias", kms_alias(config.name, "tfstate")),
         ("dr_state_bucket", config.dr.state_bucket or "-"),
+        # The cross-region replica (the database's module names it so), promoted on failover.
+        (
+            "dr_database",
+            f"{resource_name(config.name, 'postgres')}-dr" if config.database.cross_region_replica else "-",
+        ),
         ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
