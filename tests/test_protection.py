@@ -173,15 +173,17 @@ def test_a_generated_resource_class_synthesizes_the_type_its_submodule_is_named_
     from roi_tf.modules.protection import PROVIDER_PACKAGE, generated_resource_type
 
     types = {rtype for stack in stacks.values() for rtype in stack.json.get("resource", {})}
+    data = {f"data_{dtype}" for stack in stacks.values() for dtype in stack.json.get("data", {})}
     checked = 0
-    for rtype in sorted(types):
-        module = importlib.import_module(PROVIDER_PACKAGE + rtype.removeprefix("aws_"))
+    for named in sorted(types | data):
+        module = importlib.import_module(PROVIDER_PACKAGE + named.removeprefix("aws_"))
+        rtype = named.removeprefix("data_")  # a data source's module is data_aws_<type>
         classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if "TF_RESOURCE_TYPE" in vars(c)]
         assert classes, rtype
         for cls in classes:
             assert generated_resource_type(cls) == cls.TF_RESOURCE_TYPE == rtype, cls
             checked += 1
-    assert checked >= len(types) >= 90
+    assert checked >= len(types) + len(data) >= 100
     # Anything else is asked: our own classes, and a plain TerraformResource.
     from cdktf import TerraformResource
 

@@ -46,9 +46,10 @@ PROVIDER_PACKAGE = "cdktf_cdktf_provider_aws."
 
 
 def generated_resource_type(cls: type) -> str | None:
-    """The resource type a generated provider class synthesizes, from where it is defined; None for other classes."""
+    """The resource (or data source) type a generated provider class synthesizes, from where it is defined (data
+    sources live in ``data_aws_<type>``); None for other classes. No round trip to jsii."""
     if cls.__module__.startswith(PROVIDER_PACKAGE) and "TF_RESOURCE_TYPE" in vars(cls):
-        return "aws_" + cls.__module__.removeprefix(PROVIDER_PACKAGE)
+        return "aws_" + cls.__module__.removeprefix(PROVIDER_PACKAGE).removeprefix("data_aws_")
     return None
 
 

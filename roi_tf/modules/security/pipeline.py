@@ -32,6 +32,7 @@ from constructs import Construct
 
 from roi_tf.config import ACCOUNT_SCOPE
 from roi_tf.modules.exports import export
+from roi_tf.modules.protection import generated_resource_type
 from roi_tf.modules.security.policy import Statement, policy_document
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -249,10 +250,11 @@ def data_source_actions(types: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 
 def _types_in(stack: Construct) -> tuple[set[str], set[str]]:
-    """The resource and data source types in ``stack``: one jsii call per class, not per construct (synth time)."""
+    """The resource and data source types in ``stack``: read from the generated classes' modules, asking jsii only
+    for any other class (synth time)."""
     classes = {type(c) for c in stack.node.find_all()}
-    resources = {c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformResource)}
-    data = {c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformDataSource)}
+    resources = {generated_resource_type(c) or c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformResource)}
+    data = {generated_resource_type(c) or c.TF_RESOURCE_TYPE for c in classes if issubclass(c, TerraformDataSource)}
     return resources, data
 
 
