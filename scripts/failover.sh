@@ -127,7 +127,7 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
 fi
 
 step "5/6 applying $env_name's resources in $dr (NAT gateways, endpoints, the promoted database, its RDS Proxy)" \
-  "15-25 minutes (RDS Proxy about 10, NAT gateways and endpoints a few, Multi-AZ converts in the background)"
+  "15-25 minutes (RDS Proxy about 10, NAT gateways and endpoints a few; Multi-AZ then converts online)"
 # Only the DR region's resources, without refreshing the rest: the primary region's cannot be read.
 if $DRY_RUN; then
   targets=("-target=<every resource of the stack in $dr: stackinfo dr-targets>")

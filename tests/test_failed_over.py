@@ -42,6 +42,7 @@ def test_the_replica_is_promoted_with_the_primarys_settings(failed_over: Stack, 
     assert promoted["final_snapshot_identifier"] == f"{IDENTIFIER}-dr-final-promoted"
     assert promoted["delete_automated_backups"] is False
     assert promoted["backup_retention_period"] == db.backup_retention_days
+    assert promoted["apply_immediately"] is True  # Multi-AZ now, not at the next maintenance window
     assert promoted["storage_encrypted"] is True and promoted["iam_database_authentication_enabled"] is True
 
 
@@ -50,6 +51,7 @@ def test_standing_the_replica_replicates_and_nothing_else_is_there(prod: Stack) 
     primary, _ = prod.one_primary("aws_db_instance", identifier=IDENTIFIER)
     assert replica["replicate_source_db"] == Stack.ref("aws_db_instance", primary, "arn")
     assert replica["multi_az"] is False and replica["skip_final_snapshot"] is True
+    assert replica["apply_immediately"] is False
     assert "ignore_changes" not in replica["lifecycle"]
     for rtype in ("aws_db_proxy", "aws_nat_gateway", "aws_eip"):
         assert in_dr(prod, rtype) == {}, rtype

@@ -284,6 +284,8 @@ class Postgres(Construct):
                 "final_snapshot_identifier": f"{name}-final-promoted" if p.deletion_protection else None,
                 "delete_automated_backups": not p.deletion_protection,
                 "lifecycle": TerraformResourceLifecycle(ignore_changes=["replicate_source_db"]),
+                # Multi-AZ is wanted now, not at the next maintenance window: the conversion is online.
+                "apply_immediately": True,
             }
             if promoted
             else {
@@ -425,12 +427,11 @@ class Postgres(Construct):
             copy_tags_to_snapshot=True,
             maintenance_window=p.maintenance_window,
             deletion_protection=p.deletion_protection,
-            # Changes wait for the maintenance window unless an operator applies them by hand.
-            apply_immediately=False,
+            # Changes wait for the maintenance window unless an operator applies them by hand (or a failover: below).
+            **{"apply_immediately": False, **specific},
             tags={"Name": identifier},
             # RDS must find its log groups (encrypted, with retention) and a working monitoring role.
             depends_on=[*log_groups, monitoring_policy],
-            **specific,  # type: ignore[arg-type]
         )
 
     def _proxy_role(self, id: str, name: str, proxy_name: str) -> ServiceRole:
