@@ -69,15 +69,8 @@ case "$verdict" in
 esac
 
 if [[ "$verdict" == copy ]]; then
-  if ! $DRY_RUN; then
-    if [[ -n "$confirmed" ]]; then
-      [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
-    else
-      [[ -t 0 ]] || die "refusing to overwrite $env_name's state in $region without a confirmation (nothing was changed): run it in a terminal, or pass --confirm $env_name"
-      read -r -p "Type '$env_name' to overwrite the state in $primary with the newer copy from $dr: " answer
-      [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
-    fi
-  fi
+  confirm_named "$env_name" "$confirmed" "overwrite $env_name's state in $region" \
+    "overwrite the state in $primary with the newer copy from $dr"
   step "2/3 copying the newer state back to $primary, and its digest to ${fact[lock_table]}" "seconds"
   # The bucket keeps the overwritten version (versioning): the way back if this was wrong.
   x "$AWS" s3 cp --region "$region" "$work/dr.tfstate" "$primary" --sse aws:kms \

@@ -36,18 +36,6 @@ ensure_venv
 # step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
 step() { info "$1 (usually $2)"; }
 
-# confirm_failover WHAT: --confirm <env>, or the name typed at a terminal, before anything changes.
-confirm_failover() {
-  $DRY_RUN && return 0
-  if [[ -n "$confirmed" ]]; then
-    [[ "$confirmed" == "$env_name" ]] || die "--confirm '$confirmed' does not name $env_name; nothing was changed"
-  else
-    [[ -t 0 ]] || die "refusing to fail $env_name over without a confirmation: run it in a terminal, or pass --confirm $env_name"
-    read -r -p "Type '$env_name' to $1: " answer
-    [[ "$answer" == "$env_name" ]] || die "not confirmed; nothing was changed"
-  fi
-}
-
 # facts: production, pilot_light, dr_region, dr_database, rpo_seconds, active, ... (stackinfo.py failover_facts).
 declare -A fact
 while read -r name value; do fact[$name]="$value"; done < <(
@@ -83,7 +71,7 @@ if [[ "${fact[active]}" == true ]]; then
   require_terraform
   require_aws "$env_name"
   require_promoted "$dr" "$replica" # the switch is set after the promotion, never before
-  confirm_failover "apply $env_name's resources in $dr again"
+  confirm_named "$env_name" "$confirmed" "fail $env_name over" "apply $env_name's resources in $dr again"
 else
   synth "$env_name"
   require_terraform
@@ -113,7 +101,7 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
     fi
   fi
 
-  confirm_failover "promote $replica in $dr and fail $env_name over"
+  confirm_named "$env_name" "$confirmed" "fail $env_name over" "promote $replica in $dr and fail $env_name over"
 
   step "2/6 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
   x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \

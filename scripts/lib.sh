@@ -321,6 +321,21 @@ require_proxy_available() {
   info "RDS Proxy $proxy reaches its database"
 }
 
+# confirm_named ENV GIVEN WHAT PROMPT: GIVEN (a --confirm value) must name ENV; without one, the operator types ENV
+# at a terminal (PROMPT says what it allows). WHAT names the change in the refusal. Skipped under --dry-run.
+confirm_named() {
+  local env="$1" given="$2" what="$3" prompt="$4" answer
+  $DRY_RUN && return 0
+  if [[ -n "$given" ]]; then
+    [[ "$given" == "$env" ]] || die "--confirm '$given' does not name $env; nothing was changed"
+    return 0
+  fi
+  [[ -t 0 ]] ||
+    die "refusing to $what without a confirmation (nothing was changed): run it in a terminal, or pass --confirm $env"
+  read -r -p "Type '$env' to $prompt: " answer
+  [[ "$answer" == "$env" ]] || die "not confirmed; nothing was changed"
+}
+
 # confirm ENV ACTION: the operator types the environment name (skipped by --auto-approve).
 confirm() {
   local env="$1" action="$2" answer

@@ -259,22 +259,7 @@ class Postgres(Construct):
         """
         p = self._config
         name = f"{self._identifier}-dr"
-        self.dr_security_group = SecurityGroup(
-            dr,
-            "security_group",
-            name=name,
-            description=f"{name}: PostgreSQL from the application (DR region) only",
-            vpc_id=network.vpc_id,
-            tags={"Name": name},
-        )
-        allow(
-            dr,
-            "app_to_database",
-            source=network.application_security_group_id,
-            destination=self.dr_security_group.id,
-            port=POSTGRES_PORT,
-            description="PostgreSQL: application (DR region) to the DR replica",
-        )
+        self.dr_security_group = self._dr_app_group(dr, "", name, network, "app_to_database", "the DR replica")
         role: dict[str, object] = (
             {
                 "multi_az": p.multi_az,
@@ -311,12 +296,14 @@ class Postgres(Construct):
             **role,
         )
 
-    def _dr_proxy_security_group(self, dr: Construct, network: NetworkOutputs) -> str:
-        """The promoted database's RDS Proxy group in the standby VPC: the DR application in, the database out."""
-        name = f"{self._identifier}-dr-proxy"
+    @staticmethod
+    def _dr_app_group(
+        dr: Construct, prefix: str, name: str, network: NetworkOutputs, rule: str, what: str
+    ) -> SecurityGroup:
+        """A security group in the standby VPC that admits PostgreSQL from the DR application group only."""
         group = SecurityGroup(
             dr,
-            "proxy_security_group",
+            f"{prefix}security_group",
             name=name,
             description=f"{name}: PostgreSQL from the application (DR region) only",
             vpc_id=network.vpc_id,
@@ -324,12 +311,17 @@ class Postgres(Construct):
         )
         allow(
             dr,
-            "app_to_proxy",
+            rule,
             source=network.application_security_group_id,
             destination=group.id,
             port=POSTGRES_PORT,
-            description="PostgreSQL: application (DR region) to RDS Proxy",
+            description=f"PostgreSQL: application (DR region) to {what}",
         )
+        return group
+
+    def _dr_proxy_security_group(self, dr: Construct, network: NetworkOutputs) -> str:
+        """The promoted database's RDS Proxy group in the standby VPC: the DR application in, the database out."""
+        group = self._dr_app_group(dr, "proxy_", f"{self._identifier}-dr-proxy", network, "app_to_proxy", "RDS Proxy")
         assert self.dr_security_group is not None
         allow(
             dr,
