@@ -14,34 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-env_name=""
-confirmed=""
-accept_data_loss=false
-expect_confirm=false
-for arg in "$@"; do
-  if $expect_confirm; then confirmed="$arg"; expect_confirm=false; continue; fi
-  case "$arg" in
-    --confirm) expect_confirm=true ;;
-    --accept-data-loss) accept_data_loss=true ;;
-    --dry-run) DRY_RUN=true ;;
-    -h | --help) usage; exit 0 ;;
-    -*) die "unknown option '$arg'" ;;
-    *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
-  esac
-done
-$expect_confirm && die "--confirm needs the environment's name"
-require_env "$env_name"
-ensure_venv
-
-# step NAME USUAL: announce a step and what AWS usually takes for it (docs/DEPLOYMENT.md sums them).
-step() { info "$1 (usually $2)"; }
-
-# facts: production, pilot_light, dr_region, dr_database, rpo_seconds, active, ... (stackinfo.py failover_facts).
-declare -A fact
-while read -r name value; do fact[$name]="$value"; done < <(
-  stackinfo failover "$ENVIRONMENTS_DIR" "$env_name" || echo "failed -"
-)
-[[ -z "${fact[failed]:-}" ]] || die "could not read $env_name's configuration (the problems are above)"
+runbook_args usage --accept-data-loss "$@"
+accept_data_loss="$flag_given"
 [[ "${fact[production]}" == true ]] ||
   die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
 [[ "${fact[pilot_light]}" == true ]] ||

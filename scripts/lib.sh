@@ -288,6 +288,43 @@ validate() {
   $DRY_RUN || info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
 }
 
+# step NAME USUAL: announce a step of a runbook script and what AWS usually takes for it (docs/DEPLOYMENT.md sums
+# each script's steps).
+step() { info "$1 (usually $2)"; }
+
+# runbook_args USAGE_FUNCTION FLAG ARGS...: the arguments of failover.sh and failback.sh, <env> [--confirm <env>]
+# [--dry-run] and the script's own FLAG ("" for none); sets env_name, confirmed and flag_given, then reads the
+# environment's facts (read_failover_facts).
+# shellcheck disable=SC2034 # env_name, confirmed and flag_given are read by the scripts that call this
+runbook_args() {
+  local usage_function="$1" flag="$2" expect_confirm=false arg
+  shift 2
+  env_name="" confirmed="" flag_given=false
+  for arg in "$@"; do
+    if $expect_confirm; then confirmed="$arg"; expect_confirm=false; continue; fi
+    case "$arg" in
+      --confirm) expect_confirm=true ;;
+      --dry-run) DRY_RUN=true ;;
+      -h | --help) "$usage_function"; exit 0 ;;
+      -*) [[ -n "$flag" && "$arg" == "$flag" ]] || die "unknown option '$arg'"; flag_given=true ;;
+      *) [[ -z "$env_name" ]] || die "only one environment at a time"; env_name="$arg" ;;
+    esac
+  done
+  $expect_confirm && die "--confirm needs the environment's name"
+  require_env "$env_name"
+  ensure_venv
+  read_failover_facts "$env_name"
+}
+
+# read_failover_facts ENV: the configuration's facts about ENV's pilot light (stackinfo.py failover_facts) into the
+# global array fact[]: production, pilot_light, active, the regions, the DR database, the state's locations, ...
+read_failover_facts() {
+  declare -gA fact
+  local name value
+  while read -r name value; do fact[$name]="$value"; done < <(stackinfo failover "$ENVIRONMENTS_DIR" "$1" || echo "failed -")
+  [[ -z "${fact[failed]:-}" ]] || die "could not read $1's configuration (the problems are above)"
+}
+
 # require_promoted REGION INSTANCE [STATUS]: INSTANCE in REGION replicates from nothing (a promoted, standalone
 # database) and, where STATUS is given, has that status.
 require_promoted() {
