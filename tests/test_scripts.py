@@ -909,6 +909,32 @@ def test_confirm_accepts_only_the_environment_name(env_name: str, action: str, a
 
 
 @pytest.mark.parametrize(
+    ("given", "answer", "outcome"),
+    [
+        ("", "prod", (0, "confirmed")),
+        ("", "Prod", (1, "error: not confirmed; nothing was changed")),
+        ("", "", (1, "error: not confirmed; nothing was changed")),
+        ("prod", None, (0, "confirmed")),
+        ("staging", None, (1, "error: --confirm 'staging' does not name prod; nothing was changed")),
+    ],
+    ids=["typed", "typed-other-case", "typed-nothing", "given", "given-other"],
+)
+def test_confirm_named_takes_the_name_given_or_typed(given: str, answer: str | None, outcome) -> None:
+    """Guards lib.sh's confirm_named, the gate of failover.sh and failback.sh (cheap: no synth): --confirm <env>, or
+    the exact name typed at a terminal."""
+    prompt = "Type 'prod' to swap the regions: "
+    code = 'source "$0"; confirm_named prod "$1" "swap the regions of prod" "swap the regions"; echo confirmed'
+    argv = ["bash", "-c", code, str(REPO / "scripts" / "lib.sh"), given]
+    if answer is None:  # no terminal needed: the name was given
+        done = subprocess.run(argv, env=script_env({}), capture_output=True, text=True, timeout=60, check=False)
+        returncode, shown = done.returncode, done.stdout + done.stderr
+    else:
+        returncode, shown, answered = run_in_terminal(argv, answer, prompt, script_env({}), timeout=60)
+        assert answered, shown
+    assert (returncode, shown.strip().splitlines()[-1]) == outcome, shown
+
+
+@pytest.mark.parametrize(
     ("args", "answer", "expected_calls"),
     [
         pytest.param(
