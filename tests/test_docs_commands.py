@@ -45,7 +45,12 @@ CASE_PATTERN = re.compile(r"^\s+(-[-a-z]+(?:\s*\|\s*-[-a-z]+)*)\)", re.M)
 def script_flags(name: str) -> set[str]:
     """The options a script's argument loop accepts (its ``case`` patterns: ``--plan-only)``, ``-h | --help)``)."""
     source = (REPO / "scripts" / f"{name}.sh").read_text()
-    return {flag.strip() for pattern in CASE_PATTERN.findall(source) for flag in pattern.split("|")}
+    loops = [source]
+    if calls := re.findall(r"^runbook_args \w+ (\S+) ", source, re.M):  # lib.sh's loop, plus the script's own flag
+        lib = (REPO / "scripts" / "lib.sh").read_text()
+        loops.append(lib.split("\nrunbook_args() {", 1)[1].split("\n}\n", 1)[0])
+        loops += [f"  {flag})" for flag in calls if flag.startswith("-")]
+    return {flag.strip() for loop in loops for pattern in CASE_PATTERN.findall(loop) for flag in pattern.split("|")}
 
 
 def problems(text: str, where: str) -> Iterator[str]:

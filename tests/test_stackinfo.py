@@ -59,7 +59,9 @@ def test_the_command_line_answers_without_importing_jsii(stacks: dict[str, Stack
     """The scripts call it after every synth: it must not pay the provider import (or start node) again."""
     code = (
         "import sys; from roi_tf.tools.stackinfo import main; code = main(['protected', sys.argv[1]]);"
-        "assert not [m for m in sys.modules if m.split('.')[0] in ('cdktf', 'jsii', 'constructs')], 'jsii imported'"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('cdktf', 'jsii', 'constructs')], 'jsii imported';"
+        # Nor the configuration's validation: only the commands that read the configuration pay for it.
+        "assert 'jsonschema' not in sys.modules and 'roi_tf.config' not in sys.modules, 'configuration imported'"
     )
     done = subprocess.run([sys.executable, "-c", code, str(stacks["prod"].path)], cwd=REPO, capture_output=True,
                           text=True, timeout=60, check=False)  # fmt: skip

@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from roi_tf.config import PRODUCTION_ENVIRONMENTS, ConfigError, load_environments
 from roi_tf.modules.protection import DATA_HOLDING
-from roi_tf.naming import kms_alias, resource_name, state_key
 
 
 def default_provider(stack: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -203,6 +201,9 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
     """What scripts/failover.sh needs from the configuration, one fact per line (one Python start for all): whether
     the environment is a production one with a pilot light, its DR region, the RPO in seconds, the backup retention
     the promoted database keeps, and the accounts it may be applied to ("-": none named)."""
+    from roi_tf.config import PRODUCTION_ENVIRONMENTS
+    from roi_tf.naming import kms_alias, resource_name, state_key
+
     return [
         ("production", str(config.name in PRODUCTION_ENVIRONMENTS).lower()),
         ("pilot_light", str(config.dr.enabled).lower()),
@@ -245,7 +246,11 @@ def validation_checks(outputs: Mapping[str, Any], config: Any) -> list[tuple[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    # The configuration (and jsonschema) is imported only by the commands that read it: the scripts call the others
+    # after every synth.
     if args[:1] in (["allowed-account-ids"], ["failover"]) and len(args) == 3:
+        from roi_tf.config import ConfigError, load_environments
+
         try:
             (config,) = load_environments([args[2]], Path(args[1])).values()
         except ConfigError as error:
@@ -263,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{address}  ({loss})")
         return 0
     if args[:1] == ["validation"] and len(args) == 4:
+        from roi_tf.config import load_environments
+
         (config,) = load_environments([args[2]], Path(args[1])).values()
         database = primary_database(json.loads(Path(args[3]).read_text()))
         # One call for all the facts (each call starts a Python): the region first, the database last.
