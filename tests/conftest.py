@@ -161,31 +161,69 @@ def configs() -> dict[str, EnvironmentConfig]:
     return load_environments()
 
 
-def synthesized_once(
-    tmp_path_factory: pytest.TempPathFactory, name: str, configs: Callable[[Path], dict[str, EnvironmentConfig]]
-) -> Path:
-    """The output directory of ``synth(configs(scratch))``, made once for the whole run: the first worker to ask
-    synthesizes under a lock, the others wait for it and read its files (the stacks are read from disk anyway)."""
-    root = tmp_path_factory.getbasetemp()
-    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # shared by the workers
-    target = root / f"session-{name}"
-    for variable, value in DUMMY_SECRETS.items():  # as every worker's environment had them before
-        os.environ[variable] = value
+def _failed_over_variants(scratch: Path, configs: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+    """See ``variants``: dev sharing an account, staging without CI, prod failed over (loaded from a copy)."""
+    dev, staging = configs["dev"], configs["staging"]
+    shutil.copytree(REPO / "environments", scratch)
+    prod = json.loads((scratch / "prod.json").read_text())
+    prod["dr"]["active"] = True
+    (scratch / "prod.json").write_text(json.dumps(prod))
+    return {
+        "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
+        "staging": dataclasses.replace(staging, ci=CiConfig()),
+        "prod": load_environments(["prod"], scratch)["prod"],
+    }
+
+
+# The synths the session shares (name -> the configurations to synthesize, given a scratch directory and the shipped
+# configurations): each is made once per run, by whichever worker gets to it first.
+SHARED_SYNTHS: dict[str, Callable[[Path, dict[str, EnvironmentConfig]], dict[str, EnvironmentConfig]]] = {
+    "synth": lambda _, configs: configs,
+    "variants": _failed_over_variants,
+    "canary": lambda _, configs: {"canary": canary_config(configs["prod"])},
+}
+
+
+def _synthesize_shared(root: Path, name: str, configs: dict[str, EnvironmentConfig], *, wait: bool) -> bool:
+    """Make SHARED_SYNTHS[name] under its lock unless it is made already; without ``wait``, give up (False) at once
+    when another worker holds the lock."""
     with (root / f"session-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        target = root / f"session-{name}"
         if not (target / "done").exists():
             from roi_tf.app import synth
 
             shutil.rmtree(target, ignore_errors=True)
-            synth(configs(target / "scratch"), target / "cdktf.out")
+            synth(SHARED_SYNTHS[name](target / "scratch", configs), target / "cdktf.out")
             (target / "done").touch()
-    return target / "cdktf.out"
+    return True
+
+
+def synthesized_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, configs: dict[str, EnvironmentConfig]
+) -> Path:
+    """The output directory of SHARED_SYNTHS[name], made once for the whole run and read from disk by every worker.
+    A worker that finds another one making it makes the next shared synth nobody has started instead of waiting, so
+    the synths spread over the workers; then it waits for its own."""
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # shared by the workers
+    for variable, value in DUMMY_SECRETS.items():  # as every worker's environment had them before
+        os.environ[variable] = value
+    if not _synthesize_shared(root, name, configs, wait=False):
+        for other in SHARED_SYNTHS:
+            if other != name:
+                _synthesize_shared(root, other, configs, wait=False)
+        _synthesize_shared(root, name, configs, wait=True)
+    return root / f"session-{name}" / "cdktf.out"
 
 
 @pytest.fixture(scope="session")
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> Path:
     """All six stacks, synthesized once per run (the provider import is the cost)."""
-    return synthesized_once(tmp_path_factory, "synth", lambda _: configs)
+    return synthesized_once(tmp_path_factory, "synth", configs)
 
 
 @pytest.fixture(scope="session")
@@ -193,20 +231,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Enviro
     """Shipped environments changed where the shipped configs cannot show the other side, in one synth:
     dev sharing its account with the owner of the account services, staging without a CI pipeline, and prod failed
     over (``dr.active`` set in a copy of its file, loaded as failover.sh's synth loads it)."""
-    dev, staging = configs["dev"], configs["staging"]
-
-    def changed(scratch: Path) -> dict[str, EnvironmentConfig]:
-        shutil.copytree(REPO / "environments", scratch)
-        prod = json.loads((scratch / "prod.json").read_text())
-        prod["dr"]["active"] = True
-        (scratch / "prod.json").write_text(json.dumps(prod))
-        return {
-            "dev": dataclasses.replace(dev, security=dataclasses.replace(dev.security, owns_account_services=False)),
-            "staging": dataclasses.replace(staging, ci=CiConfig()),
-            "prod": load_environments(["prod"], scratch)["prod"],
-        }
-
-    outdir = synthesized_once(tmp_path_factory, "variants", changed)
+    outdir = synthesized_once(tmp_path_factory, "variants", configs)
     paths = {env: outdir / "stacks" / env / "cdk.tf.json" for env in ENVIRONMENTS}
     return {env: Stack(env, path, json.loads(path.read_text())) for env, path in paths.items()}
 
@@ -312,7 +337,7 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
 def canary(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]):
     """(config, {"canary": Stack, "state-canary": Stack}): see canary_config; synthesized once per session."""
     config = canary_config(configs["prod"])
-    outdir = synthesized_once(tmp_path_factory, "canary", lambda _: {config.name: config})
+    outdir = synthesized_once(tmp_path_factory, "canary", configs)
     return config, {
         name: Stack(name, outdir / "stacks" / name / "cdk.tf.json",
                     json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()))
