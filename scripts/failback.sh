@@ -50,10 +50,12 @@ if [[ "$verdict" == copy ]]; then
   step "2/3 copying the newer state back to $primary, and its digest to ${fact[lock_table]}" "seconds"
   # The bucket keeps the overwritten version (versioning): the way back if this was wrong.
   x "$AWS" s3 cp --region "$region" "$work/dr.tfstate" "$primary" --sse aws:kms \
-    --sse-kms-key-id "${fact[state_kms_alias]}" --only-show-errors
+    --sse-kms-key-id "${fact[state_kms_alias]}" --only-show-errors ||
+    die "could not write the state to $primary: nothing was changed there"
   # Terraform checks the state it reads against this digest in the lock table, and refuses a mismatch.
-  x "$AWS" dynamodb put-item --region "$region" --table-name "${fact[lock_table]}" \
-    --item "{\"LockID\": {\"S\": \"$bucket/$key-md5\"}, \"Digest\": {\"S\": \"$digest\"}}"
+  item="{\"LockID\": {\"S\": \"$bucket/$key-md5\"}, \"Digest\": {\"S\": \"$digest\"}}"
+  x "$AWS" dynamodb put-item --region "$region" --table-name "${fact[lock_table]}" --item "$item" ||
+    die "the state is back in $primary but its digest is not in ${fact[lock_table]} (Terraform refuses the state until it is): aws dynamodb put-item --region $region --table-name ${fact[lock_table]} --item '$item'"
 else
   step "2/3 nothing to copy back" "seconds"
 fi

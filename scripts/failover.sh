@@ -83,7 +83,8 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
   x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
 
   step "3/6 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
-  x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true
+  x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true ||
+    die "$replica is promoted, but dr.active could not be set: set \"active\": true in the dr section of environments/$env_name.json by hand and run this again (it resumes at step 4/6)"
 
   synth_failed_over
 fi

@@ -54,6 +54,7 @@ case "$1 $2" in
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
   "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH-AVAILABLE}" ;;
+  "dynamodb put-item") [[ -z "${FAKE_PUT_ITEM_FAILS:-}" ]] || exit 254 ;;
   # S3 as a directory (FAKE_S3/<bucket>/<key>): s3 cp --region R SOURCE DESTINATION [options].
   "s3 cp")
     from="$5" to="$6"
@@ -1299,6 +1300,21 @@ def test_failback_refuses_and_changes_nothing(fake, shared_outdir, tmp_path, dr,
     made = calls(fake, shared_outdir)
     # No upload (a local file copied to s3://), no digest, no init.
     assert not [line for line in made if "put-item" in line or " init " in line or "tfstate s3://" in line]
+
+
+def test_failback_says_how_to_finish_when_the_digest_cannot_be_written(fake, shared_outdir, tmp_path) -> None:
+    newer = state(12)
+    done, primary = failback(
+        fake, shared_outdir, tmp_path, newer, state(9), "--confirm", "prod", FAKE_PUT_ITEM_FAILS="1"
+    )
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert (
+        "the state is back in s3://roi-systems-terraform-state-prod/prod/terraform.tfstate but its digest is not"
+        in last
+    )
+    assert f'"Digest": {{"S": "{hashlib.md5(newer.encode()).hexdigest()}"}}' in last  # noqa: S324 (the command to run)
+    assert primary.read_text() == newer and not [line for line in calls(fake, shared_outdir) if " init " in line]
 
 
 def test_failback_refuses_an_environment_without_a_state_copy(fake, shared_outdir, tmp_path) -> None:
