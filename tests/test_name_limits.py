@@ -110,13 +110,16 @@ def named(stack: Stack) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def test_every_name_fits_its_limit_even_for_the_longest_environment_name(stacks: dict[str, Stack]) -> None:
+def test_every_name_fits_its_limit_even_for_the_longest_environment_name(
+    stacks: dict[str, Stack], failed_over: Stack
+) -> None:
+    """Every environment's stack, and prod failed over (the promoted database's proxy and its group)."""
     longest = longest_environment_name()
     assert longest == 10
     checked, tightest = 0, 1000
-    for env in ENVIRONMENTS:
+    for env, stack in [*((env, stacks[env]) for env in ENVIRONMENTS), ("prod", failed_over)]:
         room = longest - len(env)  # what a longer environment name would add, where the name contains it
-        for rtype, attribute, logical, name in named(stacks[env]):
+        for rtype, attribute, logical, name in named(stack):
             assert (rtype, attribute) in LIMITS, f"{rtype}.{attribute}: add its AWS limit (or say why it is none)"
             length = worst_length(name) + (room if env in name else 0)
             assert length <= LIMITS[(rtype, attribute)], (env, rtype, logical, name, length)

@@ -43,6 +43,9 @@ CROSS_REGION = {
     ("aws_cloudwatch_metric_alarm", "dimensions", "aws_s3_bucket"),
     # A Global Datastore's secondary joins the global group, created from the primary in the primary region.
     ("aws_elasticache_replication_group", "global_replication_group_id", "aws_elasticache_global_replication_group"),
+    # Failed over (dr.active): the promoted database's proxy reads the credentials' replica, whose ARN is the
+    # secret's own with the region swapped.
+    ("aws_db_proxy", "auth", "aws_secretsmanager_secret"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")
@@ -90,21 +93,24 @@ def region_crossings(stack: Stack) -> set[tuple[str, str, str, str, str]]:
     return crossings
 
 
-def test_references_cross_regions_only_where_designed_to(stacks: dict[str, Stack], canary) -> None:
-    """Over every stack, and the canary's, whose regions are not us-east-1 (where the global provider differs)."""
+def test_references_cross_regions_only_where_designed_to(stacks: dict[str, Stack], canary, failed_over) -> None:
+    """Over every stack, the canary's, whose regions are not us-east-1 (where the global provider differs), and
+    prod failed over."""
     checked = 0
-    for stack in [*stacks.values(), *canary[1].values()]:
+    for stack in [*stacks.values(), *canary[1].values(), failed_over]:
         unexpected = {c for c in region_crossings(stack) if c[:3] not in CROSS_REGION}
         assert unexpected == set(), stack.name
         checked += sum(1 for items in stack.json.get("resource", {}).values() for _ in items)
     assert checked > 500
 
 
-def test_the_designed_crossings_really_happen(stacks: dict[str, Stack], canary) -> None:
-    """Every allowed crossing occurs in prod or in the canary (outside us-east-1, where CloudFront's resources are
-    in another region than the assets and logs buckets): the list holds no stale entry that could hide a mistake."""
+def test_the_designed_crossings_really_happen(stacks: dict[str, Stack], canary, failed_over) -> None:
+    """Every allowed crossing occurs in prod, prod failed over or the canary (outside us-east-1, where CloudFront's
+    resources are in another region than the assets and logs buckets): the list holds no stale entry that could
+    hide a mistake."""
     _, canary_stacks = canary
-    found = {c[:3] for stack in (stacks["prod"], canary_stacks["canary"]) for c in region_crossings(stack)}
+    shapes = (stacks["prod"], failed_over, canary_stacks["canary"])
+    found = {c[:3] for stack in shapes for c in region_crossings(stack)}
     assert found == CROSS_REGION
 
 
