@@ -41,8 +41,8 @@ synth_failed_over() {
 if [[ "${fact[active]}" == true ]]; then
   # A run that stopped after the switch (an apply that failed, say): resume at step 4/6, on the promoted database.
   info "$env_name is failed over already (dr.active is true): resuming at step 4/6"
-  synth_failed_over
   require_terraform
+  synth_failed_over
   require_aws "$env_name"
   require_promoted "$dr" "$replica" # the switch is set after the promotion, never before
   confirm_named "$env_name" "$confirmed" "fail $env_name over" "apply $env_name's resources in $dr again"
