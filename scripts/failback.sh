@@ -13,11 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 runbook_args usage "" "$@"
-[[ "${fact[production]}" == true ]] ||
-  die "$env_name is not a production environment: failback.sh fails prod's state back only (docs/DEPLOYMENT.md)"
-[[ "${fact[pilot_light]}" == true ]] ||
-  die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): its state has no copy to fail back from"
-require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
 synth "$env_name" # the stack on the primary bucket again: what step 3 initializes
 require_terraform
 require_aws "$env_name"

@@ -16,11 +16,6 @@ usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 runbook_args usage --accept-data-loss "$@"
 accept_data_loss="$flag_given"
-[[ "${fact[production]}" == true ]] ||
-  die "$env_name is not a production environment: failover.sh fails over prod only (practise the steps by hand in staging: docs/DEPLOYMENT.md)"
-[[ "${fact[pilot_light]}" == true ]] ||
-  die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over to"
-require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
 replica="${fact[dr_database]}" # the DR replica (or, once failed over, the promoted database)
 [[ "$replica" != - ]] || die "$env_name has no database replica in its DR region: nothing to promote"
 dr="${fact[dr_region]}"

@@ -293,8 +293,9 @@ validate() {
 step() { info "$1 (usually $2)"; }
 
 # runbook_args USAGE_FUNCTION FLAG ARGS...: the arguments of failover.sh and failback.sh, <env> [--confirm <env>]
-# [--dry-run] and the script's own FLAG ("" for none); sets env_name, confirmed and flag_given, then reads the
-# environment's facts (read_failover_facts).
+# [--dry-run] and the script's own FLAG ("" for none); sets env_name, confirmed and flag_given, reads the
+# environment's facts (read_failover_facts) and refuses anything but a production environment with a pilot light
+# and its allowed accounts.
 # shellcheck disable=SC2034 # env_name, confirmed and flag_given are read by the scripts that call this
 runbook_args() {
   local usage_function="$1" flag="$2" expect_confirm=false arg
@@ -314,6 +315,11 @@ runbook_args() {
   require_env "$env_name"
   ensure_venv
   read_failover_facts "$env_name"
+  [[ "${fact[production]}" == true ]] ||
+    die "$env_name is not a production environment: ${0##*/} acts on prod only (practise its steps by hand in staging: docs/DEPLOYMENT.md)"
+  [[ "${fact[pilot_light]}" == true ]] ||
+    die "$env_name has no DR pilot light (a dr section in environments/$env_name.json): nothing to fail over or back"
+  require_allowed_accounts "$env_name" "${fact[allowed_account_ids]}"
 }
 
 # read_failover_facts ENV: the configuration's facts about ENV's pilot light (stackinfo.py failover_facts) into the

@@ -1190,13 +1190,20 @@ def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir
     assert "active" not in json.loads((Path(fake["ROI_TF_ENVIRONMENTS_DIR"]) / "prod.json").read_text())["dr"]
 
 
+def documented_steps(script: str, heading: str, end: str) -> tuple[list[str], list[tuple[str, str]], str]:
+    """(the steps a runbook script announces, the (step, minutes) rows of its table in docs/DEPLOYMENT.md under
+    ``heading``, that section's text)."""
+    source = (REPO / "scripts" / script).read_text()
+    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', source, flags=re.MULTILINE)))
+    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    section = docs.split(heading, 1)[1].split(end, 1)[0]
+    return announced, re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE), section
+
+
 def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
     """docs/DEPLOYMENT.md's table names each step failover.sh announces, and its total is the sum of the rows."""
-    script = (REPO / "scripts" / "failover.sh").read_text()
-    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', script, flags=re.MULTILINE)))
-    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
-    section = docs.split("### Failing over the data: `scripts/failover.sh prod`", 1)[1].split("\n### ", 1)[0]
-    rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)
+    heading = "### Failing over the data: `scripts/failover.sh prod`"
+    announced, rows, section = documented_steps("failover.sh", heading, "\n### ")
     (total,) = re.findall(r"^\| \| \*\*the data tier, in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
     assert [step for step, _ in rows] == announced == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
     assert sum(int(minutes) for _, minutes in rows) == int(total) <= 60
@@ -1335,9 +1342,5 @@ def test_failback_dry_run_prints_every_step_and_changes_nothing(fake, shared_out
 
 
 def test_the_documented_failback_steps_are_the_scripts() -> None:
-    script = (REPO / "scripts" / "failback.sh").read_text()
-    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', script, flags=re.MULTILINE)))
-    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
-    section = docs.split("### Failing back: `scripts/failback.sh prod`", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE)
+    announced, rows, _ = documented_steps("failback.sh", "### Failing back: `scripts/failback.sh prod`", "\n## ")
     assert [step for step, _ in rows] == announced == ["1/3", "2/3", "3/3"]

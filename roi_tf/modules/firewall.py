@@ -1,7 +1,8 @@
 """Security groups and their rules: the only ways a module opens a port.
 
 ``allow`` opens one TCP port from a group to a group (both halves: the egress and the matching ingress);
-``https_out_group`` is a group that admits nothing and may only call HTTPS endpoints (AWS APIs, registries).
+``https_out_group`` is a group that admits nothing and may only call HTTPS endpoints (AWS APIs, registries);
+``admitting_group`` is a data store's group that admits one port from one group (the application's).
 Rules are separate resources (never inline), so tests/test_flows.py can hold every one against its allow-list.
 """
 
@@ -58,4 +59,25 @@ def https_out_group(
         to_port=HTTPS,
         cidr_ipv4=ANYWHERE,
     )
+    return group
+
+
+def admitting_group(
+    scope: Construct,
+    prefix: str,
+    *,
+    name: str,
+    description: str,
+    vpc_id: str,
+    source: str,
+    port: int,
+    rule: str,
+    rule_description: str,
+) -> SecurityGroup:
+    """Group ``name`` (construct ``<prefix>security_group``) admitting TCP ``port`` from group ``source`` only (rule
+    ``rule``, with its matching egress on ``source``); it opens nothing else and calls nothing."""
+    group = SecurityGroup(
+        scope, f"{prefix}security_group", name=name, description=description, vpc_id=vpc_id, tags={"Name": name}
+    )
+    allow(scope, rule, source=source, destination=group.id, port=port, description=rule_description)
     return group

@@ -27,10 +27,16 @@ from typing import Any
 from roi_tf.modules.protection import DATA_HOLDING
 
 
+def provider_of(stack: Mapping[str, Any], body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The AWS provider a resource uses: its ``provider`` (``aws.<alias>``), or the one without an alias."""
+    alias = body.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
+    (provider,) = [p for p in stack.get("provider", {}).get("aws", []) if p.get("alias") == alias]
+    return provider
+
+
 def default_provider(stack: Mapping[str, Any]) -> Mapping[str, Any]:
     """The stack's AWS provider without an alias: its primary region's."""
-    (default,) = [p for p in stack.get("provider", {}).get("aws", []) if "alias" not in p]
-    return default
+    return provider_of(stack, {})
 
 
 def allowed_account_ids(stack: Mapping[str, Any]) -> list[str]:
@@ -89,18 +95,11 @@ def artifact_targets(stack: Mapping[str, Any]) -> list[str]:
     return sorted(addresses)
 
 
-def provider_region(stack: Mapping[str, Any], body: Mapping[str, Any]) -> str:
-    """The region of the provider a resource uses (its ``provider``, ``aws.<alias>``, or the default one)."""
-    alias = body.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
-    (provider,) = [p for p in stack.get("provider", {}).get("aws", []) if p.get("alias") == alias]
-    return str(provider["region"])
-
-
 def primary_database(stack: Mapping[str, Any]) -> tuple[str, str] | None:
     """(identifier, region) of the RDS instance that takes the writes, if the stack has one: the primary, or once
     failed over (dr.active) the promoted replica in the DR region, which then stands beside the lost primary."""
     standalone = [
-        (body["identifier"], provider_region(stack, body))
+        (body["identifier"], str(provider_of(stack, body)["region"]))
         for body in stack.get("resource", {}).get("aws_db_instance", {}).values()
         if "replicate_source_db" not in body
     ]
@@ -198,9 +197,10 @@ def plan_summary(plan: Mapping[str, Any]) -> list[str]:
 
 
 def failover_facts(config: Any) -> list[tuple[str, str]]:
-    """What scripts/failover.sh needs from the configuration, one fact per line (one Python start for all): whether
-    the environment is a production one with a pilot light, its DR region, the RPO in seconds, the backup retention
-    the promoted database keeps, and the accounts it may be applied to ("-": none named)."""
+    """What scripts/failover.sh and failback.sh need from the configuration, one fact per line (one Python start for
+    all): whether the environment is a production one with a pilot light and is failed over already, its regions,
+    the RPO in seconds, the backup retention the promoted database keeps, the DR database's name, where its state
+    and the state's copy live, and the accounts it may be applied to ("-": none)."""
     from roi_tf.config import PRODUCTION_ENVIRONMENTS
     from roi_tf.naming import kms_alias, resource_name, state_key
 

@@ -25,7 +25,7 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from roi_tf.config import CacheConfig
-from roi_tf.modules.firewall import allow
+from roi_tf.modules.firewall import admitting_group
 from roi_tf.modules.networking import NetworkOutputs
 from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import KmsKey
@@ -157,21 +157,16 @@ class Cache(Construct):
     ) -> tuple[SecurityGroup, ElasticacheUserGroup, ElasticacheUser, dict[str, CloudwatchLogGroup]]:
         """What each member of the cache has in its region: the security group admitting the application, the
         users (users and groups are regional: a secondary has its own, with the same names), the log groups."""
-        security_group = SecurityGroup(
+        security_group = admitting_group(
             scope,
-            "security_group",
+            "",
             name=name,
             description=f"{name}: Redis from the application only",
             vpc_id=network.vpc_id,
-            tags={"Name": name},
-        )
-        allow(
-            scope,
-            "app_to_cache",
             source=network.application_security_group_id,
-            destination=security_group.id,
             port=REDIS_PORT,
-            description="Redis: application to the cache",
+            rule="app_to_cache",
+            rule_description="Redis: application to the cache",
         )
         users = name.removesuffix(DR_SUFFIX)  # the same user names in every region (the application's REDIS_USER)
         default_user = ElasticacheUser(

@@ -24,7 +24,7 @@ from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from roi_tf.config import DatabaseConfig
-from roi_tf.modules.firewall import allow
+from roi_tf.modules.firewall import admitting_group, allow
 from roi_tf.modules.networking import NetworkOutputs
 from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import KmsKey, Secret, ServiceRole, ServiceRoleProps, WriteOnly
@@ -202,8 +202,10 @@ class Postgres(Construct):
                 raise ValueError(f"{name}: a cross-region replica needs dr_network and dr_logs_key")
             dr = Construct(self, "dr")  # everything in it lives in the DR region
             use_provider(dr, dr_provider)
+            # The replica admits only the DR application (and, failed over, its proxy).
+            database_group = self._dr_app_group(dr, "", f"{name}-dr", dr_network, "app_to_database", "the DR replica")
             self.dr_replica = self._dr_replica(
-                dr, dr_network, dr_data_key, dr_logs_key, monitoring_policy, promoted=dr_active
+                dr, dr_network, database_group, dr_data_key, dr_logs_key, monitoring_policy, promoted=dr_active
             )
             if pilot_light:
                 self.dr_proxy_role = self._proxy_role("dr_proxy_role", f"{name}-dr-proxy", f"{name}-dr")
@@ -214,7 +216,7 @@ class Postgres(Construct):
                     dr,
                     f"{name}-dr",
                     subnet_ids=dr_network.database_subnet_ids,
-                    security_group_id=self._dr_proxy_security_group(dr, dr_network),
+                    security_group_id=self._dr_proxy_security_group(dr, dr_network, database_group),
                     role=self.dr_proxy_role,
                     secret_arn=credentials.replica_arn,
                     logs_key=dr_logs_key,
@@ -244,6 +246,7 @@ class Postgres(Construct):
         self,
         dr: Construct,
         network: NetworkOutputs,
+        security_group: SecurityGroup,
         key: KmsKey,
         logs_key: KmsKey,
         monitoring_policy: IamRolePolicyAttachment,
@@ -259,7 +262,6 @@ class Postgres(Construct):
         """
         p = self._config
         name = f"{self._identifier}-dr"
-        self.dr_security_group = self._dr_app_group(dr, "", name, network, "app_to_database", "the DR replica")
         role: dict[str, object] = (
             {
                 "multi_az": p.multi_az,
@@ -287,7 +289,7 @@ class Postgres(Construct):
             logs_key,
             monitoring_policy,
             scope=dr,
-            security_group=self.dr_security_group,
+            security_group=security_group,
             parameter_group=self._parameter_group(dr),
             db_subnet_group_name=network.database_subnet_group_name,
             # Promoted, it becomes the primary: it must already keep backups.
@@ -301,33 +303,26 @@ class Postgres(Construct):
         dr: Construct, prefix: str, name: str, network: NetworkOutputs, rule: str, what: str
     ) -> SecurityGroup:
         """A security group in the standby VPC that admits PostgreSQL from the DR application group only."""
-        group = SecurityGroup(
+        return admitting_group(
             dr,
-            f"{prefix}security_group",
+            prefix,
             name=name,
             description=f"{name}: PostgreSQL from the application (DR region) only",
             vpc_id=network.vpc_id,
-            tags={"Name": name},
-        )
-        allow(
-            dr,
-            rule,
             source=network.application_security_group_id,
-            destination=group.id,
             port=POSTGRES_PORT,
-            description=f"PostgreSQL: application (DR region) to {what}",
+            rule=rule,
+            rule_description=f"PostgreSQL: application (DR region) to {what}",
         )
-        return group
 
-    def _dr_proxy_security_group(self, dr: Construct, network: NetworkOutputs) -> str:
+    def _dr_proxy_security_group(self, dr: Construct, network: NetworkOutputs, database: SecurityGroup) -> str:
         """The promoted database's RDS Proxy group in the standby VPC: the DR application in, the database out."""
         group = self._dr_app_group(dr, "proxy_", f"{self._identifier}-dr-proxy", network, "app_to_proxy", "RDS Proxy")
-        assert self.dr_security_group is not None
         allow(
             dr,
             "proxy_to_database",
             source=group.id,
-            destination=self.dr_security_group.id,
+            destination=database.id,
             port=POSTGRES_PORT,
             description="PostgreSQL: RDS Proxy (DR region) to the promoted database",
         )
