@@ -37,6 +37,9 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEK_MINUTES = 7 * 24 * 60
 # The only environments whose buckets terraform may empty on destroy (storage.force_destroy).
 DISPOSABLE_ENVIRONMENTS = frozenset({"dev"})
+# What the application tier reads in the DR region, so a pilot light replicates them there: the customers' documents,
+# the ML service's models and the event processor's packages.
+DR_BUCKETS = ("documents", "ml-artifacts", "artifacts")
 
 DEFAULT_ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 SUBNET_TIERS: tuple[str, ...] = ("public", "private", "isolated")
@@ -461,6 +464,11 @@ class DrConfig:
     # The cache as an ElastiCache Global Datastore with a secondary in dr_region (one node per shard, the primary's
     # node type); default: off (the cache is not copied: see docs/DEPLOYMENT.md, "Regional failover").
     cache_replica: bool = False
+    # The application tier stands idle in the standby VPC (the compute module at zero tasks, its load balancers and
+    # DNS names ready): a failover then needs neither IAM nor Route 53, whose control planes are in us-east-1, and
+    # no load balancer to create (+~$40/month: two load balancers and two public addresses). Default: off, the
+    # application tier is created by the failover (docs/DEPLOYMENT.md, "The application tier").
+    standby_compute: bool = False
     # Failed over: dr_region serves. The promoted replica is the database (behind its own RDS Proxy) and the standby
     # VPC gets the primary's NAT gateways and VPC endpoints. failover.sh sets it after promoting the replica;
     # default: off (the pilot light stands idle).
@@ -721,7 +729,7 @@ class _Loader:
         monitoring = self._monitoring(expected_name, data.get("monitoring", {}))
         ci = self._ci(expected_name, data.get("ci", {}))
         usage = UsageConfig(**{**_schema_defaults(self.schema["properties"]["usage"]), **data.get("usage", {})})
-        dr = self._dr(data, state, database, cache, storage)
+        dr = self._dr(data, state, database, cache, storage, compute)
         self._check_database(database)
         if database.cross_region_replica and "dr_networking" not in data:
             self.problem(
@@ -772,10 +780,27 @@ class _Loader:
         db: DatabaseConfig,
         cache: CacheConfig,
         storage: StorageConfig,
+        compute: ComputeConfig,
     ) -> DrConfig:
         if "dr" not in data:
             return DrConfig()
         dr = DrConfig(**self.section(data, "dr"))
+        lb = compute.load_balancer
+        if not (lb.domain_name and lb.hosted_zone_name and not lb.certificate_arn):
+            self.problem(
+                "$.dr",
+                "needs compute.load_balancer.domain_name and hosted_zone_name (not a certificate_arn, which is "
+                "regional): the API's name fails over in DNS, and the DR region's certificate is issued for it",
+            )
+        unreplicated = [
+            name for name in DR_BUCKETS if not (name in storage.buckets and storage.buckets[name].replicate)
+        ]
+        if unreplicated:
+            self.problem(
+                "$.dr",
+                f"needs storage.buckets {', '.join(unreplicated)} replicated: the application tier in dr_region "
+                "reads them there (documents, models, the event processor's packages)",
+            )
         if dr.cache_replica:
             supported = aws_data("instance_classes")["elasticache_global_datastore_families"]
             family, size = node_family(cache.node_type), cache.node_type.rsplit(".", 1)[-1]

@@ -29,6 +29,10 @@ DUMMY_SECRETS = {
 }
 
 
+# The pilot light's application tier: the compute module again, in the DR region, and its web ACL.
+STANDBY_CONSTRUCTS = ("dr_compute", "waf_dr_regional")
+
+
 @dataclass(frozen=True)
 class Stack:
     """One synthesized stack (``cdk.tf.json``) with Terratest-style lookups."""
@@ -64,6 +68,11 @@ class Stack:
         """A view without the resources and data sources created under these construct paths."""
         prefixes = tuple(f"{self.name}/{c}/" for c in constructs)
         return self._view(lambda path: not path.startswith(prefixes))
+
+    def without_standby(self) -> Stack:
+        """The view a module's own tests read: without the pilot light's application tier in the DR region (the
+        same compute module and a web ACL there, tested as such in tests/test_dr_compute.py)."""
+        return self.excluding(*STANDBY_CONSTRUCTS)
 
     def under(self, construct: str) -> Stack:
         """A view of only the resources and data sources created under this construct path."""
@@ -282,10 +291,10 @@ def canary_config(prod: EnvironmentConfig) -> EnvironmentConfig:
         dr_networking=r(prod.dr_networking, availability_zone_ids=("euc1-az1", "euc1-az2"), flow_log_retention_days=60),
         database=r(prod.database, deletion_protection=True, log_retention_days=120),
         cache=r(prod.cache, log_retention_days=150),
-        # The pilot light with the cache copied too (a Global Datastore: prod's budget leaves no room for it yet),
-        # its own RPO, told apart from the replica-lag threshold.
+        # The pilot light with the cache copied too and the application tier standing by (prod's budget leaves no
+        # room for either yet), its own RPO, told apart from the replica-lag threshold.
         dr=r(prod.dr, state_bucket="roi-systems-terraform-state-canary-eu-central-1", rpo_minutes=10,
-             cache_replica=True),
+             cache_replica=True, standby_compute=True),
         # The services told apart: own ports and health path, the API's count above its floor and its own
         # cooldown, the ML service without scaling, a stricter TLS policy than the default.
         compute=r(prod.compute, log_retention_days=30,

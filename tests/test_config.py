@@ -423,6 +423,8 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             d["storage"]["buckets"]["documents"].update(replicate=False),
         ),
         [
+            "environments/prod.json: $.dr: needs storage.buckets documents replicated: the application tier in "
+            "dr_region reads them there (documents, models, the event processor's packages)",
             "environments/prod.json: $.security.operators_require_mfa: must be true in prod: MFA is required for "
             "production access",
             "environments/prod.json: $.storage.buckets.documents.replicate: must be true in prod: documents are "
@@ -601,6 +603,7 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
                 d["security"].update(owns_account_services=False),
                 d["database"].update(cross_region_replica=True, cross_region_backups=True),
                 d["storage"].update(replication_time_control=True),
+                [d["storage"]["buckets"][name].update(replicate=True) for name in ("ml-artifacts", "artifacts")],
                 d.update(
                     dr_networking={"vpc_cidr": "10.21.0.0/16", "availability_zone_ids": ["usw2-az1", "usw2-az2"]},
                     dr={"state_bucket": "roi-systems-terraform-state-staging-us-west-2"},
@@ -628,6 +631,9 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "not both",
             "environments/prod.json: $.compute.load_balancer.certificate_arn: is in eu-west-1: a load balancer's "
             "certificate must be in us-east-1",
+            "environments/prod.json: $.dr: needs compute.load_balancer.domain_name and hosted_zone_name (not a "
+            "certificate_arn, which is regional): the API's name fails over in DNS, and the DR region's certificate "
+            "is issued for it",
         ],
     ),
     "load balancer: domain without its zone": (

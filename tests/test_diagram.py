@@ -93,7 +93,7 @@ def test_prod_draws_its_data_stores_and_who_uses_them(diagrams, stacks) -> None:
     assert {t for src, t in arrows(d) if src == ml.id} == {bucket(d, s, "ml-artifacts").id}
     roles = {n.label.removeprefix("S3 ") for n in d.nodes.values() if n.resource and n.resource[0] == "aws_s3_bucket"}
     assert roles == {"artifacts", "assets", "backups", "documents", "logs", "ml-artifacts", "documents-replica",
-                     "logs-us-west-2"}  # fmt: skip
+                     "ml-artifacts-replica", "artifacts-replica", "logs-us-west-2"}  # fmt: skip
 
 
 def test_prod_draws_its_dr_region(diagrams, stacks) -> None:

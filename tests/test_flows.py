@@ -39,17 +39,7 @@ def intended_flows(config: EnvironmentConfig) -> Counter[Flow]:
         *connect(app, db, PG),  # migrations, and sessions the proxy would pin anyway
         *connect(app, cache, REDIS),
     ]
-    # Compute: internet (or CloudFront) -> public load balancer -> API tasks -> internal load balancer -> ML tasks.
-    lb = config.compute.load_balancer
-    listener = HTTPS if lb.https else HTTP
-    api_lb, ml_lb, ml_tasks = f"{name}-api-lb", f"{name}-ml-lb", f"{name}-ml-tasks"
-    clients = ("prefix-list", CLOUDFRONT) if lb.ingress == "cloudfront" else ANYWHERE
-    flows += [(api_lb, "ingress", "tcp", port, port, clients) for port in ((HTTPS, HTTP) if lb.https else (HTTP,))]
-    flows += connect(api_lb, app, config.compute.api.container_port)
-    flows += connect(app, ml_lb, listener)
-    flows += connect(ml_lb, ml_tasks, config.compute.ml.container_port)
-    flows.append((ml_tasks, "egress", "tcp", HTTPS, HTTPS, ANYWHERE))  # AWS APIs, registries, S3
-    flows.append((f"{name}-events", "egress", "tcp", HTTPS, HTTPS, ANYWHERE))  # the event processor
+    flows += compute_flows(config, name, app)
     if config.compute.gpu_training.enabled:
         flows.append((f"{name}-gpu", "egress", "tcp", HTTPS, HTTPS, ANYWHERE))  # ECS agent, registries
     if config.networking.interface_endpoints:
@@ -62,7 +52,24 @@ def intended_flows(config: EnvironmentConfig) -> Counter[Flow]:
             flows += connect(f"{name}-dr-app", f"{name}-postgres-dr", PG)
         if config.dr.cache_replica:  # the Global Datastore's secondary, in the standby VPC
             flows += connect(f"{name}-dr-app", f"{name}-redis-dr", REDIS)
+        if config.dr.standby_compute or config.dr.active:  # the same compute module, in the standby VPC
+            flows += compute_flows(config, f"{name}-dr", f"{name}-dr-app")
     return Counter(flows)
+
+
+def compute_flows(config: EnvironmentConfig, name: str, app: str) -> list[Flow]:
+    """Internet (or CloudFront) -> public load balancer -> API tasks -> internal load balancer -> ML tasks."""
+    lb = config.compute.load_balancer
+    listener = HTTPS if lb.https else HTTP
+    api_lb, ml_lb, ml_tasks = f"{name}-api-lb", f"{name}-ml-lb", f"{name}-ml-tasks"
+    clients = ("prefix-list", CLOUDFRONT) if lb.ingress == "cloudfront" else ANYWHERE
+    flows = [(api_lb, "ingress", "tcp", port, port, clients) for port in ((HTTPS, HTTP) if lb.https else (HTTP,))]
+    flows += connect(api_lb, app, config.compute.api.container_port)
+    flows += connect(app, ml_lb, listener)
+    flows += connect(ml_lb, ml_tasks, config.compute.ml.container_port)
+    flows.append((ml_tasks, "egress", "tcp", HTTPS, HTTPS, ANYWHERE))  # AWS APIs, registries, S3
+    flows.append((f"{name}-events", "egress", "tcp", HTTPS, HTTPS, ANYWHERE))  # the event processor
+    return flows
 
 
 def actual_flows(stack: Stack) -> Counter[Flow]:
@@ -111,8 +118,9 @@ def test_a_load_balancer_open_only_to_cloudfront_admits_nothing_else(canary) -> 
     assert config.compute.load_balancer.ingress == "cloudfront"
     actual, intended = actual_flows(stacks[config.name]), intended_flows(config)
     assert actual == intended
-    (prefix_list,) = stacks[config.name].data("aws_ec2_managed_prefix_list").values()
-    assert prefix_list["name"] == CLOUDFRONT
+    # One per region (the pilot light's load balancer admits the same list there).
+    lists = stacks[config.name].data("aws_ec2_managed_prefix_list").values()
+    assert [p["name"] for p in lists] == [CLOUDFRONT] * 2 and {p.get("provider") for p in lists} == {None, "aws.dr"}
     assert not [flow for flow in actual if flow[1] == "ingress" and flow[5] == ANYWHERE], "nothing open to 0.0.0.0/0"
 
 

@@ -251,6 +251,14 @@ def expected_alarms(stack: Stack, config: EnvironmentConfig) -> dict[str, tuple[
 
 
 @pytest.fixture
+def deployed(deployed: tuple[Stack, EnvironmentConfig]) -> tuple[Stack, EnvironmentConfig]:
+    """The monitoring module's view: without the pilot light's application tier and without the alarms that are
+    Route 53's inputs, not pages (both in tests/test_dr_compute.py)."""
+    stack, config = deployed
+    return stack.without_standby().excluding("serving_check"), config
+
+
+@pytest.fixture
 def alarms(deployed) -> dict[str, dict[str, Any]]:
     stack, _ = deployed
     return {body["alarm_name"]: body for body in stack.resources("aws_cloudwatch_metric_alarm").values()}

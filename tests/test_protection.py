@@ -39,7 +39,8 @@ HOLDS_NOTHING = {
     # compute: re-created from code and config (images live in the protected repositories, events in the queues)
     "aws_ecs_cluster", "aws_ecs_cluster_capacity_providers", "aws_ecs_service", "aws_ecs_task_definition",
     "aws_ecr_lifecycle_policy", "aws_ecr_repository_policy", "aws_lb", "aws_lb_listener", "aws_lb_target_group",
-    "aws_acm_certificate", "aws_acm_certificate_validation", "aws_route53_record", "aws_appautoscaling_target",
+    "aws_acm_certificate", "aws_acm_certificate_validation", "aws_route53_record", "aws_route53_health_check",
+    "aws_appautoscaling_target",
     "aws_appautoscaling_policy", "aws_lambda_function", "aws_lambda_event_source_mapping", "aws_sqs_queue_policy",
     "aws_sqs_queue_redrive_allow_policy", "aws_launch_template", "aws_autoscaling_group", "aws_ecs_capacity_provider",
     "aws_iam_instance_profile", "aws_ecr_replication_configuration",

@@ -46,6 +46,14 @@ CROSS_REGION = {
     # Failed over (dr.active): the promoted database's proxy reads the credentials' replica, whose ARN is the
     # secret's own with the region swapped.
     ("aws_db_proxy", "auth", "aws_secretsmanager_secret"),
+    # The pilot light's compute module: its tasks inject the JWT secret's replica (the same ARN form); its
+    # certificate is proven by the primary's validation records (one record per name for every region), and its
+    # DNS names join the primary's in the zone (Route 53 is global). The primary's Route 53 check reads an alarm
+    # in each region, naming the alarm's region.
+    ("aws_ecs_task_definition", "container_definitions", "aws_secretsmanager_secret"),
+    ("aws_acm_certificate_validation", "validation_record_fqdns", "aws_route53_record"),
+    ("aws_route53_record", "zone_id", "aws_route53_zone"),
+    ("aws_route53_health_check", "cloudwatch_alarm_name", "aws_cloudwatch_metric_alarm"),
 }
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 _ADDRESS = re.compile(r"\b(data\.)?(aws_[a-z0-9_]+)\.([A-Za-z0-9_]+)\b")

@@ -312,10 +312,24 @@ def _config_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenar
 
 
 def _log_delivery_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[Scenario]:
-    """ALB access logs and CloudFront standard logs (v2) into the primary region's logs bucket."""
+    """ALB access logs and CloudFront standard logs (v2) into the primary region's logs bucket; ALB access logs
+    into the DR region's, where the pilot light has load balancers."""
     logs = found[stack.bucket_named("logs")] if stack.resources("aws_cloudtrail") else None
     if logs is None:
         return
+    yield from _alb_log_scenarios(logs)
+    if stack.resources("aws_ecs_cluster").keys() - stack.without_standby().resources("aws_ecs_cluster").keys():
+        (dr_region,) = {b["provider"] for b in stack.under("dr_compute").resources("aws_lb").values()}
+        (dr_logs,) = [
+            found[name]
+            for name, bucket in stack.resources("aws_s3_bucket").items()
+            if bucket.get("provider") == dr_region and "-logs-" in bucket["bucket"]
+        ]
+        yield from _alb_log_scenarios(dr_logs)
+    yield from _cloudfront_log_scenarios(logs)
+
+
+def _alb_log_scenarios(logs: Policy) -> Iterator[Scenario]:
     alb_key = f"alb/AWSLogs/{ACCOUNT}/elasticloadbalancing/us-east-1/2026/11/25/file.log.gz"
     elb = Request("AWS", ELB_ACCOUNT_ARN, "s3:PutObject", f"arn:aws:s3:::{logs.label}/{alb_key}", TLS)
     yield Scenario(
@@ -352,6 +366,9 @@ def _log_delivery_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[
             ("outside the ALB prefix", service.but(resource=f"arn:aws:s3:::{logs.label}/s3/x"), "implicit-deny"),
         ),
     )
+
+
+def _cloudfront_log_scenarios(logs: Policy) -> Iterator[Scenario]:
     cloudfront = Request(
         "Service",
         "delivery.logs.amazonaws.com",

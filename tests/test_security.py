@@ -376,10 +376,11 @@ def test_trail_records_object_access_to_the_critical_buckets_and_the_state(stack
     assert selector["read_write_type"] == "All" and selector["include_management_events"] is True
     (data,) = selector["data_resource"]
     assert data["type"] == "AWS::S3::Object"
-    documents = stack.bucket_named("documents")
+    critical = [stack.bucket_named(name) for name, bucket in config.storage.buckets.items() if bucket.replicate]
+    assert critical, "the documents at least"
     state = f"arn:${{data.aws_partition.partition.partition}}:s3:::{config.state.bucket}/"
     # Who read the state matters: it holds the secrets' values.
-    assert data["values"] == [Stack.ref("aws_s3_bucket", documents, "arn") + "/", state]
+    assert data["values"] == [*(Stack.ref("aws_s3_bucket", bucket, "arn") + "/" for bucket in critical), state]
 
 
 # --- WAF ----------------------------------------------------------------------------------------
@@ -387,6 +388,8 @@ def test_trail_records_object_access_to_the_critical_buckets_and_the_state(stack
 
 @pytest.mark.parametrize("scope", ["REGIONAL", "CLOUDFRONT"])
 def test_web_acl_blocks_with_managed_rules_and_rate_limit_and_logs_encrypted(stack: Stack, config, scope) -> None:
+    """The primary region's and CloudFront's (the pilot light's copy: tests/test_dr_compute.py)."""
+    stack = stack.without_standby()
     name, acl = stack.one("aws_wafv2_web_acl", scope=scope)
     # CloudFront-scope resources exist only in us-east-1.
     assert acl.get("provider") == (None if scope == "REGIONAL" else "aws.us_east_1")

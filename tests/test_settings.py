@@ -51,6 +51,9 @@ def log_retention(config: EnvironmentConfig, name: str) -> int:
     }
     if config.dr_networking is not None:
         table[f"/roi-systems/{env}/dr/vpc-flow-logs"] = config.dr_networking.flow_log_retention_days
+    if config.dr_networking is not None and config.dr.enabled:  # the pilot light's compute module
+        for group in ("ecs/*", "ecs-exec", "lambda/*"):
+            table[f"/roi-systems/{env}/dr/{group}"] = config.compute.log_retention_days
     (days,) = [days for pattern, days in table.items() if fnmatch.fnmatchcase(name, pattern)] or [None]
     assert days is not None, f"log group {name} has no configured retention in this table"
     return days

@@ -201,9 +201,20 @@ def test_prod_has_replication_time_control(configs) -> None:
 
 
 def test_replication_role_can_do_only_replication(stack: Stack, config: EnvironmentConfig) -> None:
-    documents = stack.bucket_named("documents")
-    replica = stack.bucket_named("documents-replica")
-    (replication,) = stack.resources("aws_s3_bucket_replication_configuration").values()
+    """Every replicated bucket's own role (prod's pilot light replicates the documents, the ML artifacts and the
+    deployment artifacts), and nothing replicated that config does not mark."""
+    replicated = [name for name, bucket in config.storage.buckets.items() if bucket.replicate]
+    replications = stack.resources("aws_s3_bucket_replication_configuration")
+    assert len(replications) == len(replicated)
+    for name in replicated:
+        source = stack.bucket_named(name)
+        (replication,) = [r for r in replications.values() if r["bucket"] == Stack.ref("aws_s3_bucket", source, "id")]
+        _check_replication_role(stack, config, replication, source, stack.bucket_named(f"{name}-replica"))
+
+
+def _check_replication_role(
+    stack: Stack, config: EnvironmentConfig, replication: dict, documents: str, replica: str
+) -> None:
     role_name = replication["role"].split(".")[1]
     role = stack.resources("aws_iam_role")[role_name]
     trust = stack.data("aws_iam_policy_document")[role["assume_role_policy"].split(".")[2]]

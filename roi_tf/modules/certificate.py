@@ -13,7 +13,12 @@ from constructs import Construct
 
 
 class Certificate(Construct):
-    """An ACM certificate for ``names``, validated through DNS records in a public Route 53 zone."""
+    """An ACM certificate for ``names``, validated through DNS records in a public Route 53 zone.
+
+    ``validated_by``: a certificate for the same names in another region (the pilot light's). ACM asks for the same
+    validation record for the same name in every region of an account, so it is proven by the other certificate's
+    records, and owns none: two resources managing one record would delete it for both when either goes.
+    """
 
     def __init__(
         self,
@@ -23,10 +28,17 @@ class Certificate(Construct):
         names: Sequence[str],
         zone_name: str,
         provider: TerraformProvider | None = None,  # CloudFront's certificates: us-east-1; default: the stack's
+        validated_by: Certificate | None = None,  # default: its own validation records
     ) -> None:
         super().__init__(scope, id)
-        zone = DataAwsRoute53Zone(self, "zone", name=zone_name, private_zone=False, provider=provider)
-        self.zone_id = zone.zone_id
+        self.names = tuple(names)
+        if validated_by is not None and validated_by.names != self.names:
+            raise ValueError(f"{id}: validated by a certificate for {validated_by.names}, not {self.names}")
+        if validated_by is not None:
+            self.zone_id = validated_by.zone_id
+        else:
+            zone = DataAwsRoute53Zone(self, "zone", name=zone_name, private_zone=False, provider=provider)
+            self.zone_id = zone.zone_id
         certificate = AcmCertificate(
             self,
             "certificate",
@@ -38,30 +50,38 @@ class Certificate(Construct):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             provider=provider,
         )
-        # Each read (the list, an element, an attribute) is a round trip to jsii: each is read once.
-        options = certificate.domain_validation_options
-        records = []
-        for i in range(len(names)):
-            option = options.get(i)
-            records.append(
-                Route53Record(
-                    self,
-                    f"validation_{i}",
-                    zone_id=self.zone_id,
-                    name=option.resource_record_name,
-                    type=option.resource_record_type,
-                    records=[option.resource_record_value],
-                    ttl=300,
-                    allow_overwrite=True,
-                    provider=provider,
-                )
-            )
+        self.validation_record_fqdns = (
+            validated_by.validation_record_fqdns
+            if validated_by is not None
+            else self._validation_records(certificate, provider)
+        )
         # Listeners wait for the certificate to be issued, not merely requested.
         self.validation = AcmCertificateValidation(
             self,
             "validation",
             certificate_arn=certificate.arn,
-            validation_record_fqdns=[r.fqdn for r in records],
+            validation_record_fqdns=self.validation_record_fqdns,
             provider=provider,
         )
         self.arn = self.validation.certificate_arn
+
+    def _validation_records(self, certificate: AcmCertificate, provider: TerraformProvider | None) -> list[str]:
+        """One DNS record per name, as ACM asks for it; their names (FQDNs)."""
+        # Each read (the list, an element, an attribute) is a round trip to jsii: each is read once.
+        options = certificate.domain_validation_options
+        fqdns = []
+        for i in range(len(self.names)):
+            option = options.get(i)
+            record = Route53Record(
+                self,
+                f"validation_{i}",
+                zone_id=self.zone_id,
+                name=option.resource_record_name,
+                type=option.resource_record_type,
+                records=[option.resource_record_value],
+                ttl=300,
+                allow_overwrite=True,
+                provider=provider,
+            )
+            fqdns.append(record.fqdn)
+        return fqdns

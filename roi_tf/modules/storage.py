@@ -76,6 +76,7 @@ class Storage(Construct):
         assets_key: KmsKey,  # the assets bucket's own key (CloudFront may decrypt with it)
         dr_key: KmsKey,
         dr_provider: TerraformProvider,
+        dr_load_balancer_logs: bool = False,  # the DR logs bucket takes load balancer logs (the pilot light's)
     ) -> None:
         super().__init__(scope, id)
         self._config = config
@@ -90,7 +91,10 @@ class Storage(Construct):
         prefix, account = name_prefix, account_id
         self.logs = self._logs_bucket("logs", f"{prefix}-logs-{account}", self._log_delivery_statements)
         self.dr_logs = self._logs_bucket(
-            "dr_logs", f"{prefix}-logs-{dr_region}-{account}", lambda arn: [], provider=dr_provider
+            "dr_logs",
+            f"{prefix}-logs-{dr_region}-{account}",
+            (lambda arn: self._alb_log_statements(arn, dr_provider)) if dr_load_balancer_logs else (lambda arn: []),
+            provider=dr_provider,
         )
 
         self.buckets: dict[str, SecureBucket] = {}
@@ -112,17 +116,9 @@ class Storage(Construct):
                 self.replicas[bucket_name] = replica
                 self._replicate(construct_id, bucket, replica, bucket_key, dr_key)
 
-        self.outputs = StorageOutputs(
-            bucket_names={name: b.name for name, b in self.buckets.items()},
-            bucket_arns={name: b.arn for name, b in self.buckets.items()},
-            replica_bucket_arns={name: b.arn for name, b in self.replicas.items()},
-            logs_bucket_name=self.logs.name,
-            logs_bucket_arn=self.logs.arn,
-            alb_log_prefix=ALB_LOG_PREFIX,
-            cloudfront_log_prefix=CLOUDFRONT_LOG_PREFIX,
-            cloudtrail_log_prefix=CLOUDTRAIL_LOG_PREFIX,
-            config_log_prefix=CONFIG_LOG_PREFIX,
-        )
+        self.outputs = self._outputs(self.buckets, self.logs)
+        # The DR region's view: the replicas under their buckets' names, and the DR logs bucket.
+        self.dr_outputs = self._outputs(self.replicas, self.dr_logs)
         export(
             self,
             {
@@ -132,6 +128,19 @@ class Storage(Construct):
                 },
                 "logs_bucket_name": (self.logs.name, "S3 bucket for ALB (alb/), CloudFront (cloudfront/) logs"),
             },
+        )
+
+    def _outputs(self, buckets: dict[str, SecureBucket], logs: SecureBucket) -> StorageOutputs:
+        return StorageOutputs(
+            bucket_names={name: b.name for name, b in buckets.items()},
+            bucket_arns={name: b.arn for name, b in buckets.items()},
+            replica_bucket_arns={name: b.arn for name, b in self.replicas.items()} if buckets is self.buckets else {},
+            logs_bucket_name=logs.name,
+            logs_bucket_arn=logs.arn,
+            alb_log_prefix=ALB_LOG_PREFIX,
+            cloudfront_log_prefix=CLOUDFRONT_LOG_PREFIX,
+            cloudtrail_log_prefix=CLOUDTRAIL_LOG_PREFIX,
+            config_log_prefix=CONFIG_LOG_PREFIX,
         )
 
     # --- buckets -------------------------------------------------------------------------------
@@ -242,9 +251,31 @@ class Storage(Construct):
             },
         )
 
+    def _alb_log_statements(self, bucket_arn: str, provider: TerraformProvider | None = None) -> list[Statement]:
+        """What the load balancers of the bucket's region need to write their access logs under alb/."""
+        elb_account = DataAwsElbServiceAccount(
+            self, "dr_elb_service_account" if provider else "elb_service_account", provider=provider
+        )
+        logs = f"{bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{self._account_id}/*"
+        return [
+            # Regions opened before August 2022 deliver as the regional ELB account, newer ones as the service.
+            Statement(
+                sid="AlbAccessLogsElbAccount",
+                actions=["s3:PutObject"],
+                resources=[logs],
+                principals={"AWS": [elb_account.arn]},
+            ),
+            Statement(
+                sid="AlbAccessLogsDeliveryService",
+                actions=["s3:PutObject"],
+                resources=[logs],
+                principals={"Service": ["logdelivery.elasticloadbalancing.amazonaws.com"]},
+                conditions={("StringEquals", "aws:SourceAccount"): [self._account_id]},
+            ),
+        ]
+
     def _log_delivery_statements(self, bucket_arn: str) -> list[Statement]:
         """What ALB, CloudFront and CloudTrail need to write here (each under its own prefix)."""
-        elb_account = DataAwsElbServiceAccount(self, "elb_service_account")
 
         def under(prefix: str) -> str:
             return f"{bucket_arn}/{prefix}/AWSLogs/{self._account_id}/*"
@@ -270,20 +301,7 @@ class Storage(Construct):
         ]
         return [
             *(config if self._config_deliveries else []),
-            # Regions opened before August 2022 deliver as the regional ELB account, newer ones as the service.
-            Statement(
-                sid="AlbAccessLogsElbAccount",
-                actions=["s3:PutObject"],
-                resources=[under(ALB_LOG_PREFIX)],
-                principals={"AWS": [elb_account.arn]},
-            ),
-            Statement(
-                sid="AlbAccessLogsDeliveryService",
-                actions=["s3:PutObject"],
-                resources=[under(ALB_LOG_PREFIX)],
-                principals={"Service": ["logdelivery.elasticloadbalancing.amazonaws.com"]},
-                conditions={("StringEquals", "aws:SourceAccount"): [self._account_id]},
-            ),
+            *self._alb_log_statements(bucket_arn),
             # CloudFront standard logging (v2) delivers through CloudWatch Logs' delivery service;
             # the legacy, ACL-based logging cannot write to a bucket that has ACLs disabled.
             Statement(

@@ -14,8 +14,18 @@ from constructs import Construct
 
 from roi_tf.config import DISPOSABLE_ENVIRONMENTS, PROJECT, EnvironmentConfig, NetworkingConfig
 from roi_tf.modules.cdn import Cdn, CdnLogging, CdnOrigins
-from roi_tf.modules.compute import Compute, ImageReplicas, ImageTags
+from roi_tf.modules.compute import (
+    Backends,
+    Compute,
+    ComputeKeys,
+    Failover,
+    ImageReplicas,
+    ImageTags,
+    Standby,
+)
+from roi_tf.modules.compute.routing import ServingCheck, ServingTargets
 from roi_tf.modules.database import Database
+from roi_tf.modules.database.cache import DR_SUFFIX, app_user_id
 from roi_tf.modules.exports import export
 from roi_tf.modules.monitoring import AlertKeys, Monitoring, Regions, Targets, publishers
 from roi_tf.modules.networking import Networking
@@ -128,6 +138,8 @@ class EnvironmentStack(TerraformStack):
         self.storage = self._storage()
         self._security()
         self.compute = self._compute()
+        self.dr_compute = self._dr_compute() if self._standby_serves else None
+        self._publish_names()
         self.cdn = self._cdn()
         self.monitoring = self._monitoring()
         self.pipeline = self._pipeline() if config.ci.enabled else None  # last: it reads the stack's resources
@@ -319,6 +331,7 @@ class EnvironmentStack(TerraformStack):
             self,
             "storage",
             config=config.storage,
+            dr_load_balancer_logs=self._standby_serves,
             name_prefix=prefix(config.name),
             region=config.region,
             dr_region=config.dr_region,
@@ -385,29 +398,53 @@ class EnvironmentStack(TerraformStack):
                 max_session_hours=sec.operators_max_session_hours,
             ),
         )
-        # REGIONAL for the load balancers (compute module), CLOUDFRONT for the distribution (cdn module).
+        # REGIONAL for the load balancers (compute module), CLOUDFRONT for the distribution (cdn module), and
+        # DR_REGIONAL for the standby's load balancers once failed over (the same rules, in the DR region; WAF's
+        # control plane there is the DR region's, and while the standby idles it has no traffic to inspect).
+        placements = {
+            "REGIONAL": ("REGIONAL", self.keys.logs, None, ""),
+            "CLOUDFRONT": ("CLOUDFRONT", self.keys.global_logs, self.global_provider, ""),
+        }
+        if self._standby_serves and config.dr.active:
+            assert self.keys.dr_logs is not None
+            placements["DR_REGIONAL"] = ("REGIONAL", self.keys.dr_logs, self.dr_provider, "dr_")
         self.web_acls = {
-            scope: WebAcl(
+            placement: WebAcl(
                 self,
-                f"waf_{scope.lower()}",
+                f"waf_{placement.lower()}",
                 props=WebAclProps(
                     name=resource_name(env, scope.lower()),
                     scope=scope,
                     rate_limit=sec.waf_rate_limit,
                     log_group_name=waf_log_group_name(env, scope),
                     log_retention_days=sec.waf_log_retention_days,
-                    output_name=f"{scope.lower()}_web_acl_arn",
+                    output_name=f"{output_prefix}{scope.lower()}_web_acl_arn",
                     # Document uploads pass the body-size rule there (both front the same API).
                     large_body_path_prefixes=config.compute.load_balancer.upload_path_prefixes,
                 ),
-                logs_key=self.keys.logs if scope == "REGIONAL" else self.keys.global_logs,
-                provider=None if scope == "REGIONAL" else self.global_provider,
+                logs_key=logs_key,
+                provider=provider,
             )
-            for scope in ("REGIONAL", "CLOUDFRONT")
+            for placement, (scope, logs_key, provider, output_prefix) in placements.items()
         }
 
+    @property
+    def _standby_serves(self) -> bool:
+        """The pilot light's application tier: the compute module in the standby VPC, idle at zero tasks where
+        dr.standby_compute says so, else created by the failover (dr.active)."""
+        dr = self.config.dr
+        return dr.enabled and self.config.dr_networking is not None and (dr.standby_compute or dr.active)
+
+    def _images(self) -> ImageTags:
+        return ImageTags(
+            api=self.deployment["api_image_tag"].string_value,
+            ml=self.deployment["ml_image_tag"].string_value,
+            event_processor=self.deployment["event_processor_code"].string_value,
+        )
+
     def _compute(self) -> Compute:
-        config = self.config
+        config, keys = self.config, self.keys
+        jwt_secret = self.secrets["jwt_secret"]
         return Compute(
             self,
             "compute",
@@ -419,20 +456,129 @@ class EnvironmentStack(TerraformStack):
             log_group_prefix=log_group_prefix(config.name),
             disposable=config.name in DISPOSABLE_ENVIRONMENTS,
             network=self.networking.outputs,
-            keys=self.keys,
+            keys=ComputeKeys(storage=keys.storage, logs=keys.logs, data=keys.data),
             storage=self.storage.outputs,
-            database=self.database,
-            jwt_secret=self.secrets["jwt_secret"],
+            backends=self._backends(),
+            jwt_secret_arn=jwt_secret.arn,
+            jwt_secret_statements=jwt_secret.read_statements(),
             web_acl_arn=self.web_acls["REGIONAL"].arn,
-            images=ImageTags(
-                api=self.deployment["api_image_tag"].string_value,
-                ml=self.deployment["ml_image_tag"].string_value,
-                event_processor=self.deployment["event_processor_code"].string_value,
-            ),
+            images=self._images(),
             image_replicas=ImageReplicas(config.dr_region, self.dr_provider, self.keys.dr_storage)
             if config.dr.enabled
             else None,
         )
+
+    def _backends(self) -> Backends:
+        """The primary region's: RDS Proxy, the cache, the sessions table."""
+        pg, cache, sessions = self.database.postgres, self.database.cache, self.database.sessions
+        proxy_id = Fn.element(Fn.split(":", pg.proxy.arn), 6)  # prx-...: the proxy's resource ID
+        rds_db = f"arn:{self.partition}:rds-db:{self.config.region}:{self.account_id}"
+        return Backends(
+            database_host=pg.proxy_endpoint,
+            database_port=pg.port,
+            database_name=pg.database_name,
+            database_user=pg.master_username,
+            database_connect_arn=f"{rds_db}:dbuser:{proxy_id}/{pg.master_username}",
+            redis_host=cache.configuration_endpoint,
+            redis_port=cache.port,
+            redis_user=cache.app_user_name,
+            redis_arns=[cache.replication_group.arn, cache.app_user.arn],
+            sessions_table_name=sessions.name if sessions is not None else None,
+            sessions_table_arn=sessions.arn if sessions is not None else None,
+        )
+
+    def _dr_backends(self) -> Backends:
+        """The DR region's: the promoted database's RDS Proxy (idle: the replica itself, which no task reaches), the
+        cache's DR group (the Global Datastore's secondary, or the cache created on failover; idle without a
+        secondary: none) and the sessions table's replica. The ARNs are built from names: the task role's policy
+        is the same idle and failed over."""
+        config, pg, database = self.config, self.database.postgres, self.database
+        dr, account, partition = config.dr_region, self.account_id, self.partition
+        assert pg.dr_replica is not None
+        redis_group = f"{resource_name(config.name, 'redis')}{DR_SUFFIX}"
+        redis_user = app_user_id(redis_group)
+        elasticache = f"arn:{partition}:elasticache:{dr}:{account}"
+        cache = database.dr_cache
+        secondary = database.cache.dr_replication_group
+        redis_host = (
+            cache.configuration_endpoint
+            if cache is not None
+            else secondary.configuration_endpoint_address
+            if secondary is not None
+            else None
+        )
+        sessions = resource_name(config.name, "sessions") if database.sessions is not None else None  # a replica
+        return Backends(
+            database_host=pg.dr_proxy.endpoint if pg.dr_proxy is not None else pg.dr_replica.address,
+            database_port=pg.port,
+            database_name=pg.database_name,
+            database_user=pg.master_username,
+            # The proxy's resource ID is known only once it exists, on failover: any proxy of this account there.
+            database_connect_arn=f"arn:{partition}:rds-db:{dr}:{account}:dbuser:prx-*/{pg.master_username}",
+            redis_host=redis_host,
+            redis_port=database.cache.port,
+            redis_user=redis_user,
+            redis_arns=[f"{elasticache}:replicationgroup:{redis_group}", f"{elasticache}:user:{redis_user}"],
+            sessions_table_name=sessions,
+            sessions_table_arn=f"arn:{partition}:dynamodb:{dr}:{account}:table/{sessions}" if sessions else None,
+        )
+
+    def _dr_compute(self) -> Compute:
+        """The application tier of the pilot light: the same module in the standby VPC (dr.active: serving)."""
+        config, keys = self.config, self.keys
+        assert self.dr_networking is not None and keys.dr_logs is not None
+        jwt_secret = self.secrets["jwt_secret"]
+        dr_env = f"{config.name}{DR_SUFFIX}"  # IAM names are global: the standby's roles are roi-systems-<env>-dr-*
+        return Compute(
+            self,
+            "dr_compute",
+            config=config.compute,
+            env=dr_env,
+            region=config.dr_region,
+            account_id=self.account_id,
+            partition=self.partition,
+            log_group_prefix=f"{log_group_prefix(config.name)}/dr",
+            disposable=False,
+            network=self.dr_networking.outputs,
+            keys=ComputeKeys(storage=keys.dr_storage, logs=keys.dr_logs, data=keys.dr_data),
+            storage=self.storage.dr_outputs,
+            backends=self._dr_backends(),
+            jwt_secret_arn=jwt_secret.replica_arn,
+            jwt_secret_statements=jwt_secret.read_statements(replica=True),
+            web_acl_arn=self.web_acls["DR_REGIONAL"].arn if "DR_REGIONAL" in self.web_acls else None,
+            images=self._images(),
+            standby=Standby(
+                provider=self.dr_provider,
+                repositories=self.compute.replica_repositories,
+                certificate=self.compute.certificate,
+                active=config.dr.active,
+            ),
+            output_prefix="dr_",
+        )
+
+    def _publish_names(self) -> None:
+        """The services' DNS names. With a pilot light, the primary's half of a failover pair (the standby's half
+        comes with its compute module), moved by the replica's promotion."""
+        postgres, public = self.database.postgres, self.compute.public_lb
+        if not self.config.dr.enabled or postgres.dr_replica is None:
+            self.compute.publish()
+            return
+        check = ServingCheck(
+            self,
+            "serving_check",
+            name=prefix(self.config.name),
+            targets=ServingTargets(
+                region=self.config.region,
+                load_balancer=public.arn_suffix,
+                target_group=public.target_group_arn_suffix,
+                dr_region=self.config.dr_region,
+                dr_replica=postgres.dr_replica.identifier,
+            ),
+            dr_provider=self.dr_provider,
+        )
+        self.compute.publish(Failover("PRIMARY", self.config.region, check.health_check_id))
+        if self.dr_compute is not None:
+            self.dr_compute.publish(Failover("SECONDARY", self.config.dr_region, None))
 
     def _cdn(self) -> Cdn:
         config = self.config

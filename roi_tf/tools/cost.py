@@ -64,7 +64,7 @@ PRICED = frozenset(
         "aws_cloudwatch_log_metric_filter", "aws_cloudwatch_log_group", "aws_xray_sampling_rule",
         "aws_secretsmanager_secret", "aws_kms_key", "aws_wafv2_web_acl", "aws_cloudtrail", "aws_securityhub_account",
         "aws_config_configuration_recorder", "aws_dynamodb_table", "aws_lambda_function", "aws_sqs_queue",
-        "aws_ecr_repository", "aws_autoscaling_group", "aws_launch_template",
+        "aws_ecr_repository", "aws_autoscaling_group", "aws_launch_template", "aws_route53_health_check",
     }
 )  # fmt: skip
 # Resources AWS does not charge for by themselves (configuration of something priced, or free): a resource type
@@ -195,6 +195,10 @@ class _Pricer:
         if not match:
             raise PriceError(f"cannot follow {reference!r}")
         return self.resources[match.group(1)][match.group(2)]
+
+    def standing_by(self, body: Mapping[str, Any]) -> bool:
+        """In the DR region while the pilot light idles: it exists (and bills by the hour) but serves no traffic."""
+        return self.region_of(body) == self.config.dr_region and not self.config.dr.active
 
     def rate(self, key: str, region: str) -> float:
         value, note = self.prices.rate(key, region)
@@ -341,9 +345,11 @@ class _Pricer:
         for lb in self.of("aws_lb"):
             region = self.region_of(lb)
             hours = self.rate("alb.hour", region) * HOURS
-            lcus = u.load_balancer_lcus * self.rate("alb.lcu_hour", region) * HOURS
+            used = 0 if self.standing_by(lb) else u.load_balancer_lcus  # the pilot light's: no traffic
+            lcus = used * self.rate("alb.lcu_hour", region) * HOURS
             kind = "internal" if lb.get("internal") else "internet-facing"
-            self.add("ALB", f"{kind} ({u.load_balancer_lcus:g} LCU)", hours + lcus, region, "alb.hour", "alb.lcu_hour")
+            where = f", {region}" if region != self.config.region else ""
+            self.add("ALB", f"{kind} ({used:g} LCU{where})", hours + lcus, region, "alb.hour", "alb.lcu_hour")
         gateways = self.of("aws_nat_gateway")
         if gateways:
             region = self.region_of(gateways[0])
@@ -357,6 +363,7 @@ class _Pricer:
                 "nat.hour",
                 "nat.gb_processed",
             )
+        # Every region's, priced at the primary's rate (one line).
         addresses = len(self.of("aws_eip")) + sum(
             len(lb["subnets"]) for lb in self.of("aws_lb") if not lb.get("internal")
         )
@@ -395,6 +402,15 @@ class _Pricer:
                 metrics * self.rate("cloudwatch.alarm_month", region),
                 region,
                 "cloudwatch.alarm_month",
+            )
+        checks = self.of("aws_route53_health_check")
+        if checks:
+            self.add(
+                "CloudWatch + X-Ray",
+                f"{len(checks)} Route 53 health checks (the API's failover)",
+                len(checks) * self.rate("route53.health_check_month", region),
+                region,
+                "route53.health_check_month",
             )
         dashboards = self.of("aws_cloudwatch_dashboard")
         if dashboards:
@@ -483,10 +499,11 @@ class _Pricer:
             acl_region = self.region_of(acl)
             rules = len(acl.get("rule", []))
             monthly = self.rate("waf.web_acl_month", acl_region) + rules * self.rate("waf.rule_month", acl_region)
-            monthly += u.api_requests_millions * self.rate("waf.requests_per_million", acl_region)
+            requests = 0 if self.standing_by(acl) else u.api_requests_millions
+            monthly += requests * self.rate("waf.requests_per_million", acl_region)
             self.add(
                 "WAF",
-                f"{acl['scope'].lower()} web ACL, {rules} rules, {u.api_requests_millions:g} M requests",
+                f"{acl['scope'].lower()} web ACL ({acl_region}), {rules} rules, {requests:g} M requests",
                 monthly,
                 acl_region,
                 "waf.web_acl_month",

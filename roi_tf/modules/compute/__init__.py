@@ -11,9 +11,10 @@ ML tasks; the API reaches PostgreSQL through RDS Proxy, Redis and AWS APIs over 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from cdktf import Fn, TerraformProvider
+from cdktf import TerraformProvider
 from cdktf_cdktf_provider_aws.data_aws_ec2_managed_prefix_list import DataAwsEc2ManagedPrefixList
 from cdktf_cdktf_provider_aws.ecr_replication_configuration import (
     EcrReplicationConfiguration,
@@ -22,7 +23,11 @@ from cdktf_cdktf_provider_aws.ecr_replication_configuration import (
     EcrReplicationConfigurationReplicationConfigurationRuleDestination,
     EcrReplicationConfigurationReplicationConfigurationRuleRepositoryFilter,
 )
-from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
+from cdktf_cdktf_provider_aws.route53_record import (
+    Route53Record,
+    Route53RecordAlias,
+    Route53RecordFailoverRoutingPolicy,
+)
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
@@ -34,11 +39,11 @@ from roi_tf.modules.compute.gpu import GpuCapacity
 from roi_tf.modules.compute.load_balancer import LoadBalancer
 from roi_tf.modules.compute.registry import Repository
 from roi_tf.modules.compute.service import FargateService
-from roi_tf.modules.database import Database
 from roi_tf.modules.exports import export
 from roi_tf.modules.firewall import ANYWHERE, allow, https_out_group
 from roi_tf.modules.networking import NetworkOutputs
-from roi_tf.modules.security import EncryptionKeys, KmsKey, Secret, Statement
+from roi_tf.modules.regional import use_provider
+from roi_tf.modules.security import KmsKey, Statement
 from roi_tf.modules.storage import StorageOutputs
 from roi_tf.naming import resource_name
 
@@ -54,6 +59,60 @@ class ImageReplicas:
     region: str
     provider: TerraformProvider
     key: KmsKey
+
+
+@dataclass(frozen=True)
+class ComputeKeys:
+    """The keys of the compute module's region: storage (S3 objects), logs, data (queues, the sessions table)."""
+
+    storage: KmsKey
+    logs: KmsKey
+    data: KmsKey
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What the API connects to in its region: PostgreSQL through RDS Proxy, Redis, the sessions table.
+
+    The ARNs are what its task role may use; in the DR region they are built from names, so the role's policy is
+    complete while the pilot light idles (IAM's control plane is in the region a failover assumes lost).
+    """
+
+    database_host: str
+    database_port: int
+    database_name: str
+    database_user: str
+    database_connect_arn: str  # rds-db:connect: dbuser:<proxy resource ID>/<user>
+    redis_host: str | None  # None: no cache in this region yet (the idle pilot light)
+    redis_port: int
+    redis_user: str
+    redis_arns: Sequence[str]  # elasticache:Connect: the replication group and the application's user
+    sessions_table_name: str | None = None  # None: no sessions table
+    sessions_table_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Standby:
+    """The compute module as the pilot light's application tier in the DR region (the same module, moved there).
+
+    Idle, the services stand at zero tasks without scaling, and the event processor's function does not exist (its
+    queues, role and logs do); ``active`` (failed over), everything runs as configured. No GPU capacity (training
+    waits for the primary region), no repositories of its own: it pulls the primary's images, replicated here.
+    """
+
+    provider: TerraformProvider
+    repositories: Mapping[str, Repository]  # the primary's ECR repositories' replicas in this region
+    certificate: Certificate | None  # the primary's: the same names, proven by the same validation records
+    active: bool
+
+
+@dataclass(frozen=True)
+class Failover:
+    """A Route 53 failover role of the module's DNS names: PRIMARY (with the check that it serves) or SECONDARY."""
+
+    role: str  # "PRIMARY" or "SECONDARY"
+    region: str  # the records' set identifier
+    health_check_id: str | None  # the primary's; the secondary is judged by its load balancers' target health
 
 
 @dataclass(frozen=True)
@@ -81,29 +140,45 @@ class Compute(Construct):
         log_group_prefix: str,  # "/roi-systems/<env>"
         disposable: bool,  # dev: repositories may be deleted with their images, no deletion protection
         network: NetworkOutputs,
-        keys: EncryptionKeys,
+        keys: ComputeKeys,
         storage: StorageOutputs,
-        database: Database,
-        jwt_secret: Secret,
-        web_acl_arn: str,  # the REGIONAL web ACL, for the public load balancer
+        backends: Backends,
+        jwt_secret_arn: str,  # the JWT secret (or its replica in this region)
+        jwt_secret_statements: Sequence[Statement],  # what reading it takes (ECS injects it)
+        web_acl_arn: str | None,  # the REGIONAL web ACL, for the public load balancer (None: the idle standby's)
         images: ImageTags,
         image_replicas: ImageReplicas | None = None,  # default: images only in the primary region
+        standby: Standby | None = None,  # default: the serving region's compute
+        output_prefix: str = "",  # the stack outputs' names start with it (the standby's: "dr_")
     ) -> None:
         super().__init__(scope, id)
-        self._config, self._env, self._region = config, env, region
+        self._env, self._region = env, region
         self._account_id, self._partition = account_id, partition
+        self._output_prefix = output_prefix
+        self.standby = standby
+        idle = standby is not None and not standby.active
+        if standby is not None:
+            use_provider(self, standby.provider)
+            # Training waits for the primary region; idle, no task runs and nothing scales.
+            config = replace(config, gpu_training=replace(config.gpu_training, enabled=False))
+            if idle:
+                config = replace(config, api=_at_zero(config.api), ml=_at_zero(config.ml))
+        self._config = config
 
-        self.repositories = {
-            image: Repository(
-                self,
-                f"{image.replace('-', '_')}_repository",
-                name=f"{self.repository_prefix}/{image}",
-                keep_count=config.image_keep_count,
-                key=keys.storage,
-                force_delete=disposable,
-            )
-            for image in IMAGES
-        }
+        if standby is not None:
+            self.repositories = dict(standby.repositories)
+        else:
+            self.repositories = {
+                image: Repository(
+                    self,
+                    f"{image.replace('-', '_')}_repository",
+                    name=f"{self.repository_prefix}/{image}",
+                    keep_count=config.image_keep_count,
+                    key=keys.storage,
+                    force_delete=disposable,
+                )
+                for image in IMAGES
+            }
         self.replica_repositories = self._replicate_images(image_replicas, disposable) if image_replicas else {}
         self.cluster = Cluster(
             self,
@@ -130,13 +205,12 @@ class Compute(Construct):
         )
         self.cluster.use_capacity_providers([self.gpu.capacity_provider_name] if self.gpu else [])
 
-        lb = config.load_balancer
-        certificate_arn, ml_host = self._certificate()
+        certificate_arn, self._ml_host = self._certificate()
         self.public_lb = self._load_balancer(
             "public_lb", "api", config.api, network, storage, certificate_arn, disposable, internal=False,
             web_acl_arn=web_acl_arn,
         )  # fmt: skip
-        if lb.ingress == "cloudfront":
+        if config.load_balancer.ingress == "cloudfront":
             origin_facing = DataAwsEc2ManagedPrefixList(self, "cloudfront_origin_facing", name=CLOUDFRONT_PREFIX_LIST)
             self.public_lb.admit("from_cloudfront", description="CloudFront only", prefix_list_id=origin_facing.id)
         else:
@@ -144,30 +218,7 @@ class Compute(Construct):
         self.internal_lb = self._load_balancer(
             "internal_lb", "ml", config.ml, network, storage, certificate_arn, disposable, internal=True
         )
-        if lb.domain_name and self._zone_id:
-            # The API's name, on the public load balancer: the name its certificate covers, and CloudFront's origin.
-            Route53Record(
-                self,
-                "api_record",
-                zone_id=self._zone_id,
-                name=lb.domain_name,
-                type="A",
-                alias=Route53RecordAlias(
-                    name=self.public_lb.dns_name, zone_id=self.public_lb.zone_id, evaluate_target_health=True
-                ),
-            )
-        if ml_host and self._zone_id:
-            # The internal load balancer under a name its certificate covers (a public record of private addresses).
-            Route53Record(
-                self,
-                "ml_record",
-                zone_id=self._zone_id,
-                name=ml_host,
-                type="CNAME",
-                ttl=300,
-                records=[self.internal_lb.dns_name],
-            )
-        ml_url = f"{'https' if self.internal_lb.https else 'http'}://{ml_host or self.internal_lb.dns_name}"
+        ml_url = f"{'https' if self.internal_lb.https else 'http'}://{self._ml_host or self.internal_lb.dns_name}"
 
         self.ml_security_group = self._ml_security_group(network.vpc_id)
         app = network.application_security_group_id
@@ -200,6 +251,8 @@ class Compute(Construct):
             code_bucket=storage.bucket_names["artifacts"],
             repository_url=self.repositories["event-processor"].url,
             repository_arn=self.repositories["event-processor"].arn,
+            with_function=not idle,
+            output_prefix=output_prefix,
         )
         if config.event_processing.package_type == "Image":
             # Lambda pulls the image with its service principal: the repository must admit it first.
@@ -207,7 +260,14 @@ class Compute(Construct):
             self.events.deployed_after(policy)
 
         self.api = self._api(
-            network, keys, storage, database, jwt_secret, images.api, ml_url, f"{log_group_prefix}/ecs/api"
+            network,
+            keys,
+            storage,
+            backends,
+            (jwt_secret_arn, jwt_secret_statements),
+            images.api,
+            ml_url,
+            f"{log_group_prefix}/ecs/api",
         )
         self.ml = self._ml(network, keys, storage, images.ml, f"{log_group_prefix}/ecs/ml")
         self._export(ml_url)
@@ -258,22 +318,65 @@ class Compute(Construct):
         )
         return copies
 
-    # --- certificates ------------------------------------------------------------------------------
+    # --- certificates and names --------------------------------------------------------------------
 
     def _certificate(self) -> tuple[str | None, str | None]:
         """(certificate ARN or None for plain HTTP, the ML service's host name under the certificate or None)."""
         lb = self._config.load_balancer
-        self._zone_id: str | None = None
+        self.certificate: Certificate | None = None
         if lb.certificate_arn:
             return lb.certificate_arn, None
         if lb.domain_name and lb.hosted_zone_name:
             ml_host = f"ml.{lb.domain_name}"
-            certificate = Certificate(
-                self, "certificate", names=[lb.domain_name, ml_host], zone_name=lb.hosted_zone_name
+            self.certificate = Certificate(
+                self,
+                "certificate",
+                names=[lb.domain_name, ml_host],
+                zone_name=lb.hosted_zone_name,
+                validated_by=self.standby.certificate if self.standby else None,
             )
-            self._zone_id = certificate.zone_id
-            return certificate.arn, ml_host
+            return self.certificate.arn, ml_host
         return None, None
+
+    def publish(self, failover: Failover | None = None) -> None:
+        """The API's and the ML service's names in DNS, on the load balancers (when a certificate covers them).
+
+        The API's name is the one its certificate covers and CloudFront's origin; the ML service's is a public record
+        of private addresses. With ``failover``, both are one role of a Route 53 failover pair: the standby's
+        region answers while the primary's check fails, so CloudFront follows without a change of its own.
+        """
+        lb = self._config.load_balancer
+        if self.certificate is None or not lb.domain_name or not self._ml_host:
+            return
+        zone_id = self.certificate.zone_id
+        routing = (
+            {
+                "set_identifier": failover.region,
+                "failover_routing_policy": Route53RecordFailoverRoutingPolicy(type=failover.role),
+                "health_check_id": failover.health_check_id,
+            }
+            if failover
+            else {}
+        )
+        for record, name, target in (
+            ("api_record", lb.domain_name, self.public_lb),
+            ("ml_record", self._ml_host, self.internal_lb),
+        ):
+            if failover is None and target is self.internal_lb:
+                Route53Record(
+                    self, record, zone_id=zone_id, name=name, type="CNAME", ttl=300, records=[target.dns_name]
+                )
+                continue
+            # An alias, so Route 53 judges the load balancer's target health (no targets: unhealthy).
+            Route53Record(
+                self,
+                record,
+                zone_id=zone_id,
+                name=name,
+                type="A",
+                alias=Route53RecordAlias(name=target.dns_name, zone_id=target.zone_id, evaluate_target_health=True),
+                **routing,
+            )
 
     # --- services ----------------------------------------------------------------------------------
 
@@ -326,47 +429,37 @@ class Compute(Construct):
     def _api(
         self,
         network: NetworkOutputs,
-        keys: EncryptionKeys,
+        keys: ComputeKeys,
         storage: StorageOutputs,
-        database: Database,
-        jwt_secret: Secret,
+        backends: Backends,
+        jwt_secret: tuple[str, Sequence[Statement]],  # its ARN, and what reading it takes
         image_tag: str,
         ml_url: str,
         log_group_name: str,
     ) -> FargateService:
-        env, region, config = self._env, self._region, self._config
-        pg, cache = database.postgres, database.cache
-        proxy_id = Fn.element(Fn.split(":", pg.proxy.arn), 6)  # prx-...: the proxy's resource ID
-        user = pg.master_username
+        env, region, config, b = self._env, self._region, self._config, backends
         task = [
-            Statement(
-                sid="ConnectThroughRdsProxy",
-                actions=["rds-db:connect"],
-                resources=[f"arn:{self._partition}:rds-db:{region}:{self._account_id}:dbuser:{proxy_id}/{user}"],
-            ),
-            Statement(
-                sid="ConnectToRedisAsAppUser",
-                actions=["elasticache:Connect"],
-                resources=[cache.replication_group.arn, cache.app_user.arn],
-            ),
+            Statement(sid="ConnectThroughRdsProxy", actions=["rds-db:connect"], resources=[b.database_connect_arn]),
+            Statement(sid="ConnectToRedisAsAppUser", actions=["elasticache:Connect"], resources=list(b.redis_arns)),
             *self._bucket_statements("Documents", storage.bucket_arns["documents"], keys, write=True),
             *self.events.send_statements(),
         ]
         environment = {
-            "DATABASE_HOST": pg.proxy_endpoint,
-            "DATABASE_PORT": str(pg.port),
-            "DATABASE_NAME": pg.database_name,
-            "DATABASE_USER": user,
-            "REDIS_HOST": cache.configuration_endpoint,
-            "REDIS_PORT": str(cache.port),
-            "REDIS_USER": cache.app_user_name,
+            "DATABASE_HOST": b.database_host,
+            "DATABASE_PORT": str(b.database_port),
+            "DATABASE_NAME": b.database_name,
+            "DATABASE_USER": b.database_user,
+            "REDIS_PORT": str(b.redis_port),
+            "REDIS_USER": b.redis_user,
             "DOCUMENTS_BUCKET": storage.bucket_names["documents"],
             "EVENTS_QUEUE_URL": self.events.queue_url,
             "ML_SERVICE_URL": ml_url,
         }
-        if database.sessions is not None:
-            task += self._table_statements(database.sessions.arn, keys)
-            environment["SESSIONS_TABLE"] = database.sessions.name
+        if b.redis_host is not None:
+            environment["REDIS_HOST"] = b.redis_host
+        if b.sessions_table_arn is not None and b.sessions_table_name is not None:
+            task += self._table_statements(b.sessions_table_arn, keys)
+            environment["SESSIONS_TABLE"] = b.sessions_table_name
         api = FargateService(
             self,
             "api",
@@ -380,8 +473,8 @@ class Compute(Construct):
             target_group_arn=self.public_lb.target_group_arn,
             listener=self.public_lb.listener,
             environment=environment,
-            secrets={"JWT_SECRET": jwt_secret.arn},
-            execution_statements=jwt_secret.read_statements(),
+            secrets={"JWT_SECRET": jwt_secret[0]},
+            execution_statements=jwt_secret[1],
             task_statements=task,
             log_group_name=log_group_name,
             log_retention_days=config.log_retention_days,
@@ -400,7 +493,7 @@ class Compute(Construct):
     def _ml(
         self,
         network: NetworkOutputs,
-        keys: EncryptionKeys,
+        keys: ComputeKeys,
         storage: StorageOutputs,
         image_tag: str,
         log_group_name: str,
@@ -436,7 +529,7 @@ class Compute(Construct):
             )
         return ml
 
-    def _bucket_statements(self, sid: str, bucket_arn: str, keys: EncryptionKeys, *, write: bool) -> list[Statement]:
+    def _bucket_statements(self, sid: str, bucket_arn: str, keys: ComputeKeys, *, write: bool) -> list[Statement]:
         """Objects of one bucket (read, or read and write), and its key through S3 only."""
         objects = ["s3:GetObject", *(["s3:PutObject", "s3:DeleteObject"] if write else [])]
         key_use = ["kms:Decrypt", *(["kms:GenerateDataKey"] if write else [])]
@@ -451,7 +544,7 @@ class Compute(Construct):
             ),
         ]
 
-    def _table_statements(self, table_arn: str, keys: EncryptionKeys) -> list[Statement]:
+    def _table_statements(self, table_arn: str, keys: ComputeKeys) -> list[Statement]:
         return [
             Statement(
                 sid="UseSessions",
@@ -473,6 +566,9 @@ class Compute(Construct):
         ]
 
     def _export(self, ml_url: str) -> None:
+        if self.standby is not None:
+            self._export_standby(ml_url)
+            return
         export(
             self,
             {
@@ -499,5 +595,36 @@ class Compute(Construct):
             },
         )
 
+    def _export_standby(self, ml_url: str) -> None:
+        """What failover.sh starts the standby's services with (prefixed: the stack's other outputs are the
+        primary's)."""
+        p = self._output_prefix
+        export(
+            self,
+            {
+                f"{p}ecs_cluster_name": (self.cluster.name, f"ECS cluster of the services in {self._region}"),
+                f"{p}api_service_name": (self.api.name, f"ECS service of the backend API in {self._region}"),
+                f"{p}ml_service_name": (self.ml.name, f"ECS service of the ML inference service in {self._region}"),
+                f"{p}api_task_definition_arn": (
+                    self.api.task_definition.arn,
+                    f"Task definition of the API in {self._region} (failover.sh starts the service on it)",
+                ),
+                f"{p}ml_task_definition_arn": (
+                    self.ml.task_definition.arn,
+                    f"Task definition of the ML service in {self._region} (failover.sh starts the service on it)",
+                ),
+                f"{p}api_load_balancer_dns_name": (
+                    self.public_lb.dns_name,
+                    f"DNS name of the API's public load balancer in {self._region}",
+                ),
+                f"{p}ml_service_url": (ml_url, f"URL the API calls the ML service at in {self._region}"),
+            },
+        )
 
-__all__ = ["Compute", "ImageReplicas", "ImageTags"]
+
+def _at_zero(service: ServiceConfig) -> ServiceConfig:
+    """A service standing by: no task, and no scaling that would start one."""
+    return replace(service, desired_count=0, autoscaling=replace(service.autoscaling, enabled=False))
+
+
+__all__ = ["Backends", "Compute", "ComputeKeys", "Failover", "ImageReplicas", "ImageTags", "Standby"]

@@ -74,6 +74,10 @@ class EventProcessing(Construct):
         # Unused: the role needs no ECR permission (Lambda pulls with its service principal, admitted by the
         # repository policy, see repository_policy_statements). Kept so the wiring reads the same for both types.
         repository_arn: str | None,
+        # False: the queues, role, group and logs only (the idle pilot light; the function comes with failover, when
+        # its code has long been replicated to this region's artifacts bucket).
+        with_function: bool = True,
+        output_prefix: str = "",  # the stack outputs' names start with it
     ) -> None:
         super().__init__(scope, id)
         p = config
@@ -226,12 +230,49 @@ class EventProcessing(Construct):
             ],
         )
 
+        self.queue_arn = self.queue.arn
+        self.queue_url = self.queue.url
+        self.dead_letter_queue_arn = self.dead_letter_queue.arn
+        self.dead_letter_queue_name = self.dead_letter_queue.name
+        self.log_group_name = self.log_group.name
+        self.security_group_id = self.security_group.id
+        self.role_arn = self.role.arn
+        self.function: LambdaFunction | None = None
+        self.function_name = name  # the function's, once it exists (its attribute, then)
+        self.function_arn: str | None = None
+        described = {
+            f"{output_prefix}events_queue_url": (self.queue_url, "URL of the events queue (producers send here)"),
+            f"{output_prefix}events_dead_letter_queue_name": (
+                self.dead_letter_queue_name,
+                "Dead-letter queue of events that failed processing max_receive_count times",
+            ),
+        }
+        if with_function:
+            self.function = self._function(p, name, code, code_bucket, repository_url, subnet_ids, permissions)
+            self.function_name = self.function.function_name
+            self.function_arn = self.function.arn
+            described[f"{output_prefix}event_processor_function_name"] = (
+                self.function.function_name,
+                "Lambda function that processes the events",
+            )
+        export(self, described)
+
+    def _function(
+        self,
+        p: EventProcessingConfig,
+        name: str,
+        code: str,
+        code_bucket: str | None,
+        repository_url: str | None,
+        subnet_ids: Sequence[str],
+        permissions: TerraformResource,
+    ) -> LambdaFunction:
         code_settings = (
             {"s3_bucket": code_bucket, "s3_key": code, "runtime": p.runtime, "handler": p.handler}
             if p.package_type == "Zip"
             else {"image_uri": f"{repository_url}:{code}"}
         )
-        self.function = LambdaFunction(
+        function = LambdaFunction(
             self,
             "function",
             function_name=name,
@@ -256,7 +297,7 @@ class EventProcessing(Construct):
             self,
             "event_source",
             event_source_arn=self.queue.arn,
-            function_name=self.function.arn,
+            function_name=function.arn,
             batch_size=p.batch_size,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=LambdaEventSourceMappingScalingConfig(
@@ -265,31 +306,13 @@ class EventProcessing(Construct):
                 )
             ),
         )
-
-        self.queue_arn = self.queue.arn
-        self.queue_url = self.queue.url
-        self.dead_letter_queue_arn = self.dead_letter_queue.arn
-        self.dead_letter_queue_name = self.dead_letter_queue.name
-        self.function_name = self.function.function_name
-        self.function_arn = self.function.arn
-        self.log_group_name = self.log_group.name
-        self.security_group_id = self.security_group.id
-        self.role_arn = self.role.arn
-        export(
-            self,
-            {
-                "events_queue_url": (self.queue_url, "URL of the events queue (producers send here)"),
-                "events_dead_letter_queue_name": (
-                    self.dead_letter_queue_name,
-                    "Dead-letter queue of events that failed processing max_receive_count times",
-                ),
-                "event_processor_function_name": (self.function_name, "Lambda function that processes the events"),
-            },
-        )
+        return function
 
     def deployed_after(self, resource: TerraformResource) -> None:
         """Create the function only once ``resource`` exists: the repository policy that lets Lambda pull its image
-        (Lambda pulls while it creates the function)."""
+        (Lambda pulls while it creates the function). Nothing to order without a function."""
+        if self.function is None:
+            return
         # depends_on needs a static address: the resource's fqn token would render as an interpolation.
         address = f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
         self.function.depends_on = [*(self.function.depends_on or []), address]

@@ -33,6 +33,7 @@ class Repository(Construct):
         provider: TerraformProvider | None = None,  # default: the stack's primary-region provider
     ) -> None:
         super().__init__(scope, id)
+        self._provider = provider
         self.repository = EcrRepository(
             self,
             "repository",
@@ -87,10 +88,8 @@ class Repository(Construct):
         ]
 
     def allow(self, statements: Sequence[Statement]) -> EcrRepositoryPolicy:
-        """A repository policy admitting a service principal (e.g. Lambda pulling a function image)."""
-        return EcrRepositoryPolicy(
-            self,
-            "policy",
-            repository=self.name,
-            policy=policy_document(self, "policy_document", statements).json,
-        )
+        """A repository policy admitting a service principal (e.g. Lambda pulling a function image), in the
+        repository's region."""
+        document = policy_document(self, "policy_document", statements)
+        document.provider = self._provider
+        return EcrRepositoryPolicy(self, "policy", repository=self.name, policy=document.json, provider=self._provider)

@@ -10,11 +10,12 @@ from cdktf import TerraformProvider
 from constructs import Construct
 
 from roi_tf.config import CacheConfig, DatabaseConfig, SessionsConfig
-from roi_tf.modules.database.cache import Cache, CacheReplica
+from roi_tf.modules.database.cache import DR_SUFFIX, Cache, CacheReplica
 from roi_tf.modules.database.postgres import Postgres
 from roi_tf.modules.database.sessions import SessionsTable
 from roi_tf.modules.exports import export
 from roi_tf.modules.networking import NetworkOutputs
+from roi_tf.modules.regional import use_provider
 from roi_tf.modules.security import EncryptionKeys, Secret, WriteOnly
 from roi_tf.naming import log_group_prefix, resource_name
 
@@ -77,6 +78,22 @@ class Database(Construct):
             if cache_replica and dr_network is not None and keys.dr_logs is not None
             else None,
         )
+        # Failed over without a Global Datastore: a new, empty cache in the standby VPC (the application rebuilds
+        # what it caches; see docs/DEPLOYMENT.md for what the queues in it lose).
+        self.dr_cache: Cache | None = None
+        if dr_active and not cache_replica and dr_network is not None and keys.dr_logs is not None:
+            dr = Construct(self, "dr")
+            use_provider(dr, dr_provider)
+            self.dr_cache = Cache(
+                dr,
+                "cache",
+                config=cache,
+                replication_group_id=f"{resource_name(env, 'redis')}{DR_SUFFIX}",
+                log_group_prefix=f"{log_group_prefix(env)}/elasticache/redis",
+                network=dr_network,
+                data_key=keys.dr_data,
+                logs_key=keys.dr_logs,
+            )
         self.sessions = (
             SessionsTable(
                 self,

@@ -60,6 +60,11 @@ DISABLED_ACCESS_STRING = "off -@all"
 DR_SUFFIX = "-dr"
 
 
+def app_user_id(replication_group_id: str) -> str:
+    """The application's user (ID and name: IAM authentication requires them equal), the same in every region."""
+    return f"{replication_group_id.removesuffix(DR_SUFFIX)}-app"
+
+
 @dataclass(frozen=True)
 class CacheReplica:
     """Where the cache's Global Datastore secondary stands: the DR region, its provider, standby VPC and keys."""
@@ -179,12 +184,11 @@ class Cache(Construct):
             authentication_mode=ElasticacheUserAuthenticationMode(type="no-password-required"),
             tags={"Name": f"{users}-default"},
         )
-        # IAM authentication requires user_id == user_name.
         app_user = ElasticacheUser(
             scope,
             "app_user",
-            user_id=f"{users}-app",
-            user_name=f"{users}-app",
+            user_id=app_user_id(name),
+            user_name=app_user_id(name),
             engine="redis",
             access_string=APP_ACCESS_STRING,
             authentication_mode=ElasticacheUserAuthenticationMode(type="iam"),
