@@ -3,10 +3,10 @@
 # Fails <env> over to its DR region when the primary region is lost (docs/DEPLOYMENT.md, "Regional failover"): checks
 # that the database replica is within the RPO, asks for the environment's name, promotes the replica, sets dr.active
 # in environments/<env>.json, applies the DR region's resources against the state's DR copy (NAT gateways, VPC
-# endpoints, the promoted database's settings and RDS Proxy), and checks the database and its proxy. Each step says
-# what it does and how long AWS usually takes. Production environments with a dr section only. The application
-# tier in the DR region is not built yet: the script ends by saying what remains. Run again once dr.active is set, it
-# resumes at step 4/6 (a promoted database checked first). --confirm <env>: the confirmation,
+# endpoints, the promoted database's settings and RDS Proxy, the application tier), checks the database and its
+# proxy, starts the services at the configured counts and sees the API answer. Each step says what it does and how
+# long AWS usually takes. Production environments with a dr section only. Run again once dr.active is set, it
+# resumes at step 4/8 (a promoted database checked first). --confirm <env>: the confirmation,
 # for a run without a terminal. --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a
 # lost primary stops reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
 # shellcheck source=scripts/lib.sh
@@ -21,9 +21,9 @@ replica="${fact[dr_database]}" # the DR replica (or, once failed over, the promo
 dr="${fact[dr_region]}"
 rpo="${fact[rpo_seconds]}"
 
-# Step 4/6: the failed-over stack, on the state's copy in the DR region.
+# Step 4/8: the failed-over stack, on the state's copy in the DR region.
 synth_failed_over() {
-  step "4/6 synthesizing $env_name failed over, on the state's copy in $dr" "a minute"
+  step "4/8 synthesizing $env_name failed over, on the state's copy in $dr" "a minute"
   if $DRY_RUN; then
     x "$ROOT/.venv/bin/python" "$ROOT/main.py" --env "$env_name" --state dr --outdir "$OUTDIR" --environments-dir "$ENVIRONMENTS_DIR"
   else
@@ -34,8 +34,8 @@ synth_failed_over() {
 }
 
 if [[ "${fact[active]}" == true ]]; then
-  # A run that stopped after the switch (an apply that failed, say): resume at step 4/6, on the promoted database.
-  info "$env_name is failed over already (dr.active is true): resuming at step 4/6"
+  # A run that stopped after the switch (an apply that failed, say): resume at step 4/8, on the promoted database.
+  info "$env_name is failed over already (dr.active is true): resuming at step 4/8"
   require_terraform
   synth_failed_over
   require_aws "$env_name"
@@ -46,7 +46,7 @@ else
   require_terraform
   require_aws "$env_name"
 
-  step "1/6 checking how far $replica in $dr is behind" "seconds"
+  step "1/8 checking how far $replica in $dr is behind" "seconds"
   read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
 now = d.datetime.now(d.timezone.utc)
 print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10), now)))')
@@ -72,20 +72,20 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
 
   confirm_named "$env_name" "$confirmed" "fail $env_name over" "promote $replica in $dr and fail $env_name over"
 
-  step "2/6 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
+  step "2/8 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
   x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
     --backup-retention-period "${fact[backup_days]}"
   x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
 
-  step "3/6 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
+  step "3/8 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
   x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true ||
-    die "$replica is promoted, but dr.active could not be set: set \"active\": true in the dr section of environments/$env_name.json by hand and run this again (it resumes at step 4/6)"
+    die "$replica is promoted, but dr.active could not be set: set \"active\": true in the dr section of environments/$env_name.json by hand and run this again (it resumes at step 4/8)"
 
   synth_failed_over
 fi
 
-step "5/6 applying $env_name's resources in $dr (NAT gateways, endpoints, the promoted database, its RDS Proxy)" \
-  "15-25 minutes (RDS Proxy about 10, NAT gateways and endpoints a few; Multi-AZ then converts online)"
+step "5/8 applying $env_name's resources in $dr (NAT gateways, endpoints, the promoted database, its RDS Proxy, the application tier)" \
+  "15-25 minutes, in parallel (RDS Proxy about 10, a new cache 10-20, load balancers a few; Multi-AZ converts online)"
 # Only the DR region's resources, without refreshing the rest: the primary region's cannot be read.
 if $DRY_RUN; then
   targets=("-target=<every resource of the stack in $dr: stackinfo dr-targets>")
@@ -96,10 +96,15 @@ fi
 tf "$env_name" plan -refresh=false -input=false -out=failover.tfplan "${targets[@]}"
 tf "$env_name" apply -input=false failover.tfplan
 
-step "6/6 checking the promoted database and its RDS Proxy" "seconds"
+step "6/8 checking the promoted database and its RDS Proxy" "seconds"
 require_promoted "$dr" "$replica" available
 require_proxy_available "$dr" "$replica" # the proxy is named after the instance it fronts
+
+step "7/8 starting the services in $dr at the configured counts" "3-5 minutes (tasks pull, start and pass the load balancers' checks)"
+start_standby_services "$env_name"
+
+step "8/8 checking that the API answers from $dr" "1-5 minutes (Route 53 moves the API's name once $dr has healthy targets)"
+check_api_answers "$dr"
 dry_run_done
-info "$env_name's data tier serves from $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
+info "$env_name serves from $dr; Terraform uses the state's copy there (do not apply the whole stack: docs/DEPLOYMENT.md)"
 info "commit environments/$env_name.json (dr.active: true), so every later synth and plan is of the failed-over $env_name"
-info "not automated yet: the application in $dr (no ECS services, load balancers or Redis there), and DNS"

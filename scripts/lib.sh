@@ -238,29 +238,46 @@ pre_deploy_snapshot() {
 # validate ENV: after an apply, the design document's validation: the web app (and the API where the internet may
 # reach its load balancer) answers, retried with backoff; the ECS services are stable at their desired count; the
 # database is available; no alarm of ENV is in ALARM. Each failure says what to look at.
-validate() {
-  local env="$1" stack outputs check argument region="" cluster services attempt failed=0 status alarms name db db_region
-  stack="$OUTDIR/stacks/$env/cdk.tf.json"
+# stack_outputs ENV NAME...: ENV's outputs (terraform output -json; {} when unreadable). Under --dry-run the command
+# is printed, not run, and each NAME appears as <NAME> in the commands that use it.
+stack_outputs() {
+  local env="$1" name json="{"
+  shift
   if $DRY_RUN; then
-    # Printed, not run: the outputs an apply would give appear as <placeholders> in the commands that use them.
     tf "$env" output -json
-    outputs="{"
-    for name in cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name; do
-      outputs+="\"$name\": {\"value\": \"<$name>\"},"
-    done
-    outputs="${outputs%,}}"
+    for name in "$@"; do json+="\"$name\": {\"value\": \"<$name>\"},"; done
+    echo "${json%,}}"
   else
-    outputs="$(tf "$env" output -json)" || outputs="{}"
+    tf "$env" output -json || echo "{}"
   fi
+}
+
+# answers URL [ANY]: URL answers within ATTEMPTS tries (default 5), backing off between them: with a 2xx or 3xx,
+# or with ANY given, with any status below 500 (CloudFront answers 502-504 itself when its origin does not).
+answers() {
+  local url="$1" any="${2:-}" attempt code attempts="${ATTEMPTS:-5}"
+  for ((attempt = 1; attempt <= attempts; attempt++)); do
+    if [[ -n "$any" ]]; then
+      code="$(x "$CURL" -sS -o /dev/null -w '%{http_code}' --max-time 10 "$url")" || code=000
+      $DRY_RUN || [[ "$code" =~ ^[1-4][0-9][0-9]$ ]] && return 0
+    else
+      x "$CURL" -fsS -o /dev/null --max-time 10 "$url" && return 0
+    fi
+    [[ "$attempt" == "$attempts" ]] || sleep "$((attempt * attempt * ${VALIDATION_BACKOFF_SECONDS:-5}))"
+  done
+  return 1
+}
+
+validate() {
+  local env="$1" stack outputs check argument region="" cluster services failed=0 status alarms db db_region
+  stack="$OUTDIR/stacks/$env/cdk.tf.json"
+  outputs="$(stack_outputs "$env" cdn_url api_load_balancer_dns_name ecs_cluster_name api_service_name ml_service_name)"
   while read -r check argument; do
     case "$check" in
       region) region="$argument" ;;
       url)
-        for attempt in 1 2 3 4 5; do
-          x "$CURL" -fsS -o /dev/null --max-time 10 "$argument" && break
-          [[ "$attempt" == 5 ]] && { echo "error: $argument does not answer (CloudFront, the load balancer's targets, the API's logs: docs/DEPLOYMENT.md, Troubleshooting)" >&2; failed=1; break; }
-          sleep "$((attempt * attempt * ${VALIDATION_BACKOFF_SECONDS:-5}))"
-        done
+        answers "$argument" ||
+          { echo "error: $argument does not answer (CloudFront, the load balancer's targets, the API's logs: docs/DEPLOYMENT.md, Troubleshooting)" >&2; failed=1; }
         ;;
       services)
         read -r cluster services <<<"$argument"
@@ -286,6 +303,52 @@ validate() {
   done < <(stackinfo validation "$ENVIRONMENTS_DIR" "$env" "$stack" <<<"$outputs" || echo "failed -")
   [[ "$failed" == 0 ]] || die "$env was applied but does not validate (see above)"
   $DRY_RUN || info "$env validated: web app answering, services stable, database available, no alarm in ALARM"
+}
+
+# start_standby_services ENV: failover.sh's step 7/8. The DR region's services, which stand at zero tasks, started on
+# the task definitions Terraform registered there at the configured counts (the services ignore both once created:
+# CI deployments and scaling own them); waits until they are stable. Sets api_checks for check_api_answers.
+# shellcheck disable=SC2034 # api_checks is read by check_api_answers
+start_standby_services() {
+  local env="$1" outputs name argument region="" cluster="" service task count services=()
+  declare -ga api_checks=()
+  outputs="$(stack_outputs "$env" cdn_url dr_ecs_cluster_name dr_api_service_name dr_ml_service_name \
+    dr_api_task_definition_arn dr_ml_task_definition_arn)"
+  while read -r name argument; do
+    case "$name" in
+      region) region="$argument" ;;
+      cluster) cluster="$argument" ;;
+      service)
+        read -r service task count <<<"$argument"
+        x "$AWS" ecs update-service --region "$region" --cluster "$cluster" --service "$service" \
+          --task-definition "$task" --desired-count "$count" --query service.serviceName --output text >&2 ||
+          die "could not start $service in $region (aws ecs update-service failed): run this again (it resumes at step 4/8)"
+        services+=("$service")
+        ;;
+      origin | url) api_checks+=("$name $argument") ;;
+      *) die "could not read what to start from $env's outputs (terraform output -json in cdktf.out/stacks/$env)" ;;
+    esac
+  done < <(stackinfo dr-start "$ENVIRONMENTS_DIR" "$env" <<<"$outputs" || echo "failed -")
+  [[ ${#services[@]} -gt 0 ]] || die "no services of $env found to start in its DR region"
+  x "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services "${services[@]}" ||
+    die "the services ${services[*]} in $region are not stable at their counts (aws ecs describe-services --region $region --cluster $cluster --services ${services[*]}: events and stopped tasks)"
+}
+
+# check_api_answers REGION: failover.sh's step 8/8. The API answers where its users reach it from REGION (through
+# CloudFront, whose origin name Route 53 answers with REGION's load balancer once it has healthy targets; or at its
+# own name where the internet may reach it).
+check_api_answers() {
+  local dr="$1" check name url
+  for check in "${api_checks[@]}"; do
+    read -r name url <<<"$check"
+    if [[ "$name" == origin ]]; then
+      ATTEMPTS=6 answers "$url" any ||
+        die "$url does not answer from $dr (CloudFront 5xx or nothing): check the Route 53 health checks roi-systems-<env>-*, the target groups' health in $dr and the API's logs there (docs/DEPLOYMENT.md, \"Regional failover\")"
+    else
+      ATTEMPTS=6 answers "$url" || die "$url does not answer from $dr: the target groups' health and the API's logs there"
+    fi
+    $DRY_RUN || info "$url answers"
+  done
 }
 
 # step NAME USUAL: announce a step of a runbook script and what AWS usually takes for it (docs/DEPLOYMENT.md sums

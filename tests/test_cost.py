@@ -210,6 +210,37 @@ def test_failed_over_prod_prices_the_promoted_database_its_proxy_and_the_dr_netw
     assert result.total_usd > estimates["prod"].total_usd + 300
 
 
+def test_the_standby_application_tier_bills_by_the_hour_idle_and_by_traffic_failed_over(
+    canary, failed_over: Stack, configs, prices
+) -> None:
+    """Idle (the canary's dr.standby_compute), us-west-2's load balancers cost their hours and no LCU, its services
+    nothing, and no web ACL stands there; failed over, the load balancers carry prod's LCUs, the web ACL its
+    requests, the services their tasks."""
+    prod = configs["prod"]
+    failed_over_config = dataclasses.replace(prod, dr=dataclasses.replace(prod.dr, active=True))
+    for config, stack, serving in ((canary[0], canary[1]["canary"], False), (failed_over_config, failed_over, True)):
+        result, dr = estimate(stack.json, config, prices), config.dr_region
+        hour, _ = prices.rate("alb.hour", dr)
+        lcu, _ = prices.rate("alb.lcu_hour", dr)
+        lbs = [line for line in result.lines if line.service == "ALB" and line.region == dr]
+        used = config.usage.load_balancer_lcus if serving else 0
+        assert [line.monthly_usd for line in lbs] == [pytest.approx((hour + used * lcu) * 730, abs=0.01)] * 2
+        assert all(f"({used:g} LCU, {dr})" in line.item for line in lbs)
+        fargate = sum(line.monthly_usd for line in result.lines if line.service == "ECS Fargate" and line.region == dr)
+        assert (fargate > 500) if serving else fargate == 0
+        acls = [line for line in result.lines if line.service == "WAF" and line.region == dr]
+        assert len(acls) == (1 if serving else 0)
+        if serving:
+            assert f"{config.usage.api_requests_millions:g} M requests" in acls[0].item
+
+
+def test_the_route53_checks_of_the_failover_pair_are_priced(estimates, configs, prices) -> None:
+    month, _ = prices.rate("route53.health_check_month", "us-east-1")
+    for env, result in estimates.items():
+        lines = [line for line in result.lines if "Route 53 health checks" in line.item]
+        assert [line.monthly_usd for line in lines] == ([3 * month] if configs[env].dr.enabled else []), env
+
+
 def test_a_global_datastore_secondary_is_priced_as_the_primarys_node_type_in_the_dr_region(canary, prices) -> None:
     config, canary_stacks = canary
     result = estimate(canary_stacks[config.name].json, config, prices)

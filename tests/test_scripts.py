@@ -67,6 +67,14 @@ FAKE_CURL = """#!/usr/bin/env bash
 echo "curl $*" >> "$FAKE_TF_LOG"
 count=$(( $(cat "$FAKE_CURL_COUNT" 2>/dev/null || echo 0) + 1 ))
 echo "$count" > "$FAKE_CURL_COUNT"
+# -w %{http_code} without -f: curl prints the status and succeeds whatever it is (the first FAKE_CURL_FAILS calls
+# get FAKE_CURL_FAIL_CODE, the others FAKE_CURL_CODE); with -f it fails the first FAKE_CURL_FAILS calls.
+if [[ " $* " == *" -w "* ]]; then
+  code="${FAKE_CURL_FAIL_CODE:-503}"
+  (( count <= ${FAKE_CURL_FAILS:-0} )) || code="${FAKE_CURL_CODE:-200}"
+  echo "$code"
+  exit 0
+fi
 (( count > ${FAKE_CURL_FAILS:-0} ))
 """
 # What the fake terraform shows for a plan with changes, and the outputs of an applied stack.
@@ -78,6 +86,16 @@ OUTPUTS = {
     "ecs_cluster_name": {"value": "roi-systems-ENV-cluster"},
     "api_service_name": {"value": "roi-systems-ENV-api"},
     "ml_service_name": {"value": "roi-systems-ENV-ml"},
+    # The pilot light's application tier (prod failed over): what failover.sh starts.
+    "dr_ecs_cluster_name": {"value": "roi-systems-ENV-dr-cluster"},
+    "dr_api_service_name": {"value": "roi-systems-ENV-dr-api"},
+    "dr_ml_service_name": {"value": "roi-systems-ENV-dr-ml"},
+    "dr_api_task_definition_arn": {
+        "value": "arn:aws:ecs:us-west-2:222222222222:task-definition/roi-systems-ENV-dr-api:7"
+    },
+    "dr_ml_task_definition_arn": {
+        "value": "arn:aws:ecs:us-west-2:222222222222:task-definition/roi-systems-ENV-dr-ml:5"
+    },
 }
 
 
@@ -1010,6 +1028,35 @@ FAILED_OVER = [
 ]
 
 
+DR_CLUSTER, DR_TASKS = (
+    "roi-systems-ENV-dr-cluster",
+    "arn:aws:ecs:us-west-2:222222222222:task-definition/roi-systems-ENV",
+)
+STARTED = [  # prod's counts (api 3, ml 2), on the task definitions Terraform registered in us-west-2 (the outputs)
+    f"aws ecs update-service --region {DR_REGION} --cluster {DR_CLUSTER} --service roi-systems-ENV-dr-api "
+    f"--task-definition {DR_TASKS}-dr-api:7 --desired-count 3 --query service.serviceName --output text",
+    f"aws ecs update-service --region {DR_REGION} --cluster {DR_CLUSTER} --service roi-systems-ENV-dr-ml "
+    f"--task-definition {DR_TASKS}-dr-ml:5 --desired-count 2 --query service.serviceName --output text",
+    f"aws ecs wait services-stable --region {DR_REGION} --cluster {DR_CLUSTER} --services roi-systems-ENV-dr-api "
+    "roi-systems-ENV-dr-ml",
+]
+# Through CloudFront's API behaviour (prod's cdn.api_path_pattern /api/*): any answer below 500.
+ANSWERS = "curl -sS -o /dev/null -w %{http_code} --max-time 10 https://app.example.com/api/"
+
+
+def dry_started(terraform: str) -> list[str]:
+    """Steps 7/8 and 8/8 under --dry-run: the outputs an apply would give stand as <placeholders>."""
+    cluster = f"--region {DR_REGION} --cluster <dr_ecs_cluster_name>"
+    return [
+        f"{terraform} output -json",
+        *(f"aws ecs update-service {cluster} --service <dr_{s}_service_name> --task-definition "
+          f"<dr_{s}_task_definition_arn> --desired-count {n} --query service.serviceName --output text"
+          for s, n in (("api", 3), ("ml", 2))),
+        f"aws ecs wait services-stable {cluster} --services <dr_api_service_name> <dr_ml_service_name>",
+        "curl -sS -o /dev/null -w %\\{http_code\\} --max-time 10 <cdn_url>/api/",
+    ]  # fmt: skip
+
+
 def failover_env(fake: dict[str, str], outdir: Path, **extra: str) -> dict[str, str]:
     return {**fake, "CDKTF_OUTDIR": str(outdir), "FAKE_AWS_ACCOUNT": ACCOUNTS["prod"],
             "FAKE_DB_STATUS": "available\tNone", **extra}  # fmt: skip
@@ -1033,7 +1080,9 @@ def test_failover_promotes_the_replica_sets_the_switch_and_applies_the_dr_region
     assert done.returncode == 0, done.stderr
     made = without_lag_window(calls(fake, shared_outdir))
     plan = made[5]
-    assert [*made[:5], plan.split(" -target=")[0], *made[6:]] == [STS, LAG, *PROMOTED, *FAILED_OVER]
+    assert [*made[:5], plan.split(" -target=")[0], *made[6:]] == [
+        STS, LAG, *PROMOTED, *FAILED_OVER, "@prod output -json", *STARTED, ANSWERS
+    ]  # fmt: skip
     assert json.loads((environments / "prod.json").read_text()) == {**before, "dr": {**before["dr"], "active": True}}
     stack = json.loads((shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_text())
     assert stack["terraform"]["backend"]["s3"]["bucket"] == "roi-systems-terraform-state-prod-us-west-2"
@@ -1044,8 +1093,9 @@ def test_failover_promotes_the_replica_sets_the_switch_and_applies_the_dr_region
     }
     assert set(plan.split(" -target=")[1:]) == in_dr and len(in_dr) > 50
     steps = [line for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
-    assert [line.split()[1] for line in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
-    assert done.stderr.rstrip().splitlines()[-1].startswith("==> not automated yet: the application in us-west-2")
+    assert [line.split()[1] for line in steps] == [f"{n}/8" for n in range(1, 9)]
+    assert "==> https://app.example.com/api/ answers" in done.stderr.splitlines()
+    assert done.stderr.rstrip().splitlines()[-1].startswith("==> commit environments/prod.json (dr.active: true)")
 
 
 @pytest.mark.parametrize(
@@ -1143,10 +1193,57 @@ def test_failover_resumes_at_step_4_once_the_switch_is_set(fake, shared_outdir: 
         f"{terraform} init -reconfigure -input=false", STS, f"aws {check}",
         f"{terraform} plan -refresh=false -input=false -out=failover.tfplan "
         "-target=\\<every\\ resource\\ of\\ the\\ stack\\ in\\ us-west-2:\\ stackinfo\\ dr-targets\\>",
-        f"{terraform} apply -input=false failover.tfplan", f"aws {check}", FAILED_OVER[4],
+        f"{terraform} apply -input=false failover.tfplan", f"aws {check}", FAILED_OVER[4], *dry_started(terraform),
     ]  # fmt: skip
     steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
-    assert steps == ["4/6", "5/6", "6/6"]
+    assert steps == ["4/8", "5/8", "6/8", "7/8", "8/8"]
+
+
+def run_lib(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Functions of lib.sh on their own (cheap: no synth)."""
+    argv = ["bash", "-c", f'source "$0"; {code}', str(REPO / "scripts" / "lib.sh"), *args]
+    return subprocess.run(argv, env=script_env(env), capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("wait_exit", "outcome"),
+    [
+        ("0", (0, "origin https://app.example.com/api/")),
+        ("255", (1, "error: the services roi-systems-ENV-dr-api roi-systems-ENV-dr-ml in us-west-2 are not stable")),
+    ],
+    ids=["stable", "not-stable"],
+)
+def test_step_7_starts_the_dr_services_at_the_configured_counts(fake, tmp_path: Path, wait_exit, outcome) -> None:
+    """Guards lib.sh's start_standby_services: from the applied stack's outputs, each DR service on the task
+    definition Terraform registered there at prod's count, then the wait for both; it names what step 8/8 tries."""
+    (tmp_path / "out" / "stacks" / "prod").mkdir(parents=True)
+    (tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").write_text("{}")
+    env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out"), "FAKE_ECS_WAIT_EXIT": wait_exit}
+    done = run_lib('start_standby_services prod; printf "%s\\n" "${api_checks[@]}"', env)
+    assert (done.returncode, (done.stdout or done.stderr).strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    assert calls(fake, tmp_path / "out") == ["@prod output -json", *STARTED]
+
+
+@pytest.mark.parametrize(
+    ("check", "extra", "outcome", "tries"),
+    [
+        ("origin", {"FAKE_CURL_FAILS": "2"}, (0, "==> https://a.example/api/ answers"), 3),
+        ("origin", {"FAKE_CURL_CODE": "404"}, (0, "==> https://a.example/api/ answers"), 1),  # the API answered
+        ("origin", {"FAKE_CURL_FAILS": "6"}, (1, "error: https://a.example/api/ does not answer from us-west-2"), 6),
+        ("origin", {"FAKE_CURL_FAILS": "6", "FAKE_CURL_FAIL_CODE": "000"}, (1, "error: https://a.example/api/"), 6),
+        ("url", {"FAKE_CURL_FAILS": "1"}, (0, "==> https://a.example/api/ answers"), 2),
+        ("url", {"FAKE_CURL_FAILS": "6"}, (1, "error: https://a.example/api/ does not answer from us-west-2"), 6),
+    ],
+    ids=["5xx-then-answers", "404-is-an-answer", "always-5xx", "never-connects", "health-ok", "health-never"],
+)  # fmt: skip
+def test_step_8_sees_the_api_answer_below_500_through_cloudfront(fake, check, extra, outcome, tries) -> None:
+    """Guards lib.sh's check_api_answers: through CloudFront any status below 500 is the API's answer (502-504 are
+    CloudFront's own, when its origin does not answer), tried 6 times with backoff; at the API's own name, 2xx."""
+    done = run_lib(f'api_checks=("{check} https://a.example/api/"); check_api_answers us-west-2', {**fake, **extra})
+    assert (done.returncode, done.stderr.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    made = Path(fake["FAKE_TF_LOG"]).read_text().splitlines()
+    flags = "-sS -o /dev/null -w %{http_code}" if check == "origin" else "-fsS -o /dev/null"
+    assert made == [f"curl {flags} --max-time 10 https://a.example/api/"] * tries
 
 
 @pytest.mark.parametrize(
@@ -1184,7 +1281,7 @@ def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir
         f"{terraform} init -reconfigure -input=false",
         f"{terraform} plan -refresh=false -input=false -out=failover.tfplan "
         "-target=\\<every\\ resource\\ of\\ the\\ stack\\ in\\ us-west-2:\\ stackinfo\\ dr-targets\\>",
-        f"{terraform} apply -input=false failover.tfplan", *FAILED_OVER[3:],
+        f"{terraform} apply -input=false failover.tfplan", *FAILED_OVER[3:], *dry_started(terraform),
     ]  # fmt: skip
     assert (shared_outdir / "stacks" / "prod" / "cdk.tf.json").read_bytes() == before
     assert "active" not in json.loads((Path(fake["ROI_TF_ENVIRONMENTS_DIR"]) / "prod.json").read_text())["dr"]
@@ -1202,10 +1299,10 @@ def documented_steps(script: str, heading: str, end: str) -> tuple[list[str], li
 
 def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
     """docs/DEPLOYMENT.md's table names each step failover.sh announces, and its total is the sum of the rows."""
-    heading = "### Failing over the data: `scripts/failover.sh prod`"
+    heading = "### Failing over: `scripts/failover.sh prod`"
     announced, rows, section = documented_steps("failover.sh", heading, "\n### ")
-    (total,) = re.findall(r"^\| \| \*\*the data tier, in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
-    assert [step for step, _ in rows] == announced == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
+    (total,) = re.findall(r"^\| \| \*\*in total\*\* \| \*\*(\d+)\*\* \|$", section, flags=re.MULTILINE)
+    assert [step for step, _ in rows] == announced == [f"{n}/8" for n in range(1, 9)]
     assert sum(int(minutes) for _, minutes in rows) == int(total) <= 60
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ from conftest import REPO, Stack
 from roi_tf.tools.stackinfo import (
     allowed_account_ids,
     artifact_targets,
+    dr_start,
     dr_targets,
     main,
     primary_database,
@@ -202,3 +204,26 @@ def test_the_failover_facts_name_what_the_stacks_hold(stacks: dict[str, Stack], 
     assert main(["failover", str(REPO / "environments"), "dev"]) == 0
     dev = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
     assert (dev["pilot_light"], dev["dr_database"], dev["dr_state_bucket"]) == ("false", "-", "-")
+
+
+def test_dr_start_names_each_dr_service_with_its_task_definition_and_configured_count(canary) -> None:
+    """failover.sh's step 7/8 reads this: the canary's counts differ from its scaling floors (api 4 over 3), its API
+    is reached through CloudFront under its own path (/v1/*)."""
+    config, stacks = canary
+    outputs = {name: {"value": f"<{name}>"} for name in stacks[config.name].json["output"]}
+    assert dr_start(outputs, config) == [
+        ("region", config.dr_region),
+        ("cluster", "<dr_ecs_cluster_name>"),
+        ("service", "<dr_api_service_name> <dr_api_task_definition_arn> 4"),
+        ("service", f"<dr_ml_service_name> <dr_ml_task_definition_arn> {config.compute.ml.desired_count}"),
+        ("origin", "<cdn_url>/v1/"),
+    ]
+    assert config.compute.api.autoscaling.min_capacity == 3 and config.compute.load_balancer.ingress == "cloudfront"
+    internet = dataclasses.replace(
+        config, compute=dataclasses.replace(
+            config.compute, load_balancer=dataclasses.replace(config.compute.load_balancer, ingress="internet"))
+    )  # fmt: skip
+    assert dr_start(outputs, internet)[-1] == (
+        "url",
+        f"https://{config.compute.load_balancer.domain_name}{config.compute.api.health_check_path}",
+    )

@@ -12,6 +12,7 @@ python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # 
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
 terraform show -json tfplan | python -m roi_tf.tools.stackinfo plan-summary      # counts, data at risk named loudly
 terraform output -json | python -m roi_tf.tools.stackinfo validation environments prod STACK   # deploy.sh's checks
+terraform output -json | python -m roi_tf.tools.stackinfo dr-start environments prod   # failover.sh: what to start
 """
 
 from __future__ import annotations
@@ -244,6 +245,26 @@ def validation_checks(outputs: Mapping[str, Any], config: Any) -> list[tuple[str
     return checks
 
 
+def dr_start(outputs: Mapping[str, Any], config: Any) -> list[tuple[str, str]]:
+    """What failover.sh starts in the DR region once the failed-over stack is applied, and how it sees that the API
+    answers there: its region and cluster, each service with the task definition Terraform registered there and
+    the configured count, and the URLs to try (through CloudFront: any answer below 500, since CloudFront answers
+    502-504 itself when the origin does not; the API's own health path where the internet may reach it)."""
+    value = {name: output["value"] for name, output in outputs.items()}
+    lines = [("region", config.dr_region), ("cluster", value["dr_ecs_cluster_name"])]
+    for service in ("api", "ml"):
+        count = getattr(config.compute, service).desired_count
+        lines.append(
+            ("service", f"{value[f'dr_{service}_service_name']} {value[f'dr_{service}_task_definition_arn']} {count}")
+        )
+    if config.cdn.api_origin:
+        lines.append(("origin", f"{value['cdn_url']}{config.cdn.api_path_pattern.removesuffix('*')}"))
+    lb = config.compute.load_balancer
+    if lb.ingress == "internet" and lb.domain_name:
+        lines.append(("url", f"https://{lb.domain_name}{config.compute.api.health_check_path}"))
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     # The configuration (and jsonschema) is imported only by the commands that read it: the scripts call the others
@@ -266,6 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["protected"] and len(args) == 2:
         for address, loss in protected_resources(json.loads(Path(args[1]).read_text())):
             print(f"{address}  ({loss})")
+        return 0
+    if args[:1] == ["dr-start"] and len(args) == 3:
+        from roi_tf.config import load_environments
+
+        (config,) = load_environments([args[2]], Path(args[1])).values()
+        for name, argument in dr_start(json.load(sys.stdin), config):
+            print(f"{name} {argument}")
         return 0
     if args[:1] == ["validation"] and len(args) == 4:
         from roi_tf.config import load_environments
