@@ -333,6 +333,26 @@ def test_install_is_idempotent_and_imports_nothing_heavy() -> None:
     assert result.stderr == ""
 
 
+def test_importing_roi_tf_defers_the_decision_to_the_providers_first_import() -> None:
+    """The scripts' helpers (stackinfo: ~300 processes a test run) import roi_tf but never the provider: they must
+    not pay for the decision (the distribution's metadata, the package's __init__.py). main.py still takes the fast
+    path: tests/test_provider_loader.py's byte-identical test counts the submodules it imports."""
+    result = run_checked([sys.executable, "-c", textwrap.dedent("""
+        import json, sys
+        import roi_tf.tools.stackinfo
+        from roi_tf import provider_loader
+        finders = [type(f).__name__ for f in sys.meta_path if type(f).__module__ == "roi_tf.provider_loader"]
+        print(json.dumps([provider_loader._installed, finders, "importlib.metadata" in sys.modules]))
+        import importlib.util
+        spec = importlib.util.find_spec(provider_loader.PACKAGE)  # what an import asks first
+        finders = [type(f).__name__ for f in sys.meta_path if type(f).__module__ == "roi_tf.provider_loader"]
+        print(json.dumps([provider_loader._installed, finders, type(spec.loader).__name__]))
+    """)])  # fmt: skip
+    before, after = (json.loads(line) for line in result.stdout.splitlines()[-2:])
+    assert before == [None, ["_InstallOnFirstImport"], False]
+    assert after == [True, ["_LazyPackageFinder"], "_LazyPackageLoader"]
+
+
 def test_install_does_nothing_when_package_already_imported() -> None:
     result = run_python("""
         import types
