@@ -474,18 +474,25 @@ class EnvironmentStack(TerraformStack):
         proxy_id = Fn.element(Fn.split(":", pg.proxy.arn), 6)  # prx-...: the proxy's resource ID
         rds_db = f"arn:{self.partition}:rds-db:{self.config.region}:{self.account_id}"
         return Backends(
+            **self._logins(),
             database_host=pg.proxy_endpoint,
-            database_port=pg.port,
-            database_name=pg.database_name,
-            database_user=pg.master_username,
             database_connect_arn=f"{rds_db}:dbuser:{proxy_id}/{pg.master_username}",
             redis_host=cache.configuration_endpoint,
-            redis_port=cache.port,
             redis_user=cache.app_user_name,
             redis_arns=[cache.replication_group.arn, cache.app_user.arn],
             sessions_table_name=sessions.name if sessions is not None else None,
             sessions_table_arn=sessions.arn if sessions is not None else None,
         )
+
+    def _logins(self) -> dict[str, Any]:
+        """What is the same in every region: the database's port, name and user, the cache's port."""
+        pg = self.database.postgres
+        return {
+            "database_port": pg.port,
+            "database_name": pg.database_name,
+            "database_user": pg.master_username,
+            "redis_port": self.database.cache.port,
+        }
 
     def _dr_backends(self) -> Backends:
         """The DR region's: the promoted database's RDS Proxy (idle: the replica itself, which no task reaches), the
@@ -509,14 +516,11 @@ class EnvironmentStack(TerraformStack):
         )
         sessions = resource_name(config.name, "sessions") if database.sessions is not None else None  # a replica
         return Backends(
+            **self._logins(),
             database_host=pg.dr_proxy.endpoint if pg.dr_proxy is not None else pg.dr_replica.address,
-            database_port=pg.port,
-            database_name=pg.database_name,
-            database_user=pg.master_username,
             # The proxy's resource ID is known only once it exists, on failover: any proxy of this account there.
             database_connect_arn=f"arn:{partition}:rds-db:{dr}:{account}:dbuser:prx-*/{pg.master_username}",
             redis_host=redis_host,
-            redis_port=database.cache.port,
             redis_user=redis_user,
             redis_arns=[f"{elasticache}:replicationgroup:{redis_group}", f"{elasticache}:user:{redis_user}"],
             sessions_table_name=sessions,

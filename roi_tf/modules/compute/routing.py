@@ -52,41 +52,21 @@ class ServingCheck(Construct):
         dr_provider: TerraformProvider,
     ) -> None:
         super().__init__(scope, id)
-        serving = CloudwatchMetricAlarm(
-            self,
+        serving = self._alarm(
             "serving",
-            alarm_name=f"{name}-route53-api-serving",
-            alarm_description=(
-                f"Route 53's check that {targets.region} serves the API: no healthy API task (or no data, the region "
-                "lost) sends the API's name to the DR region once it has healthy tasks there."
-            ),
-            namespace="AWS/ApplicationELB",
-            metric_name="HealthyHostCount",
-            dimensions={"LoadBalancer": targets.load_balancer, "TargetGroup": targets.target_group},
-            statistic="Minimum",
-            period=PERIOD_SECONDS,
-            evaluation_periods=EVALUATION_PERIODS,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
-            treat_missing_data="breaching",
+            f"{name}-route53-api-serving",
+            f"Route 53's check that {targets.region} serves the API: no healthy API task (or no data, the region "
+            "lost) sends the API's name to the DR region once it has healthy tasks there.",
+            ("AWS/ApplicationELB", "HealthyHostCount", "Minimum"),
+            {"LoadBalancer": targets.load_balancer, "TargetGroup": targets.target_group},
         )
-        replicating = CloudwatchMetricAlarm(
-            self,
+        replicating = self._alarm(
             "replicating",
-            alarm_name=f"{name}-route53-database-dr-replicating",
-            alarm_description=(
-                f"Route 53's check that {targets.region} has not been failed over: the replica in {targets.dr_region} "
-                "reports its lag until it is promoted, then never again."
-            ),
-            namespace="AWS/RDS",
-            metric_name="ReplicaLag",
-            dimensions={"DBInstanceIdentifier": targets.dr_replica},
-            statistic="SampleCount",
-            period=PERIOD_SECONDS,
-            evaluation_periods=EVALUATION_PERIODS,
-            comparison_operator="LessThanThreshold",
-            threshold=1,
-            treat_missing_data="breaching",
+            f"{name}-route53-database-dr-replicating",
+            f"Route 53's check that {targets.region} has not been failed over: the replica in {targets.dr_region} "
+            "reports its lag until it is promoted, then never again.",
+            ("AWS/RDS", "ReplicaLag", "SampleCount"),
+            {"DBInstanceIdentifier": targets.dr_replica},
             provider=dr_provider,
         )
         children = [
@@ -113,3 +93,32 @@ class ServingCheck(Construct):
             tags={"Name": f"{name}-primary-region"},
         )
         self.health_check_id = self.health_check.id
+
+    def _alarm(
+        self,
+        id: str,
+        name: str,
+        description: str,
+        metric: tuple[str, str, str],  # namespace, name, statistic
+        dimensions: dict[str, str],
+        provider: TerraformProvider | None = None,
+    ) -> CloudwatchMetricAlarm:
+        """Below 1 for three minutes, or no data: unhealthy. No actions: Route 53 reads it, nobody is paged by it
+        (the API's and the replica's own alarms page)."""
+        namespace, metric_name, statistic = metric
+        return CloudwatchMetricAlarm(
+            self,
+            id,
+            alarm_name=name,
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dimensions,
+            statistic=statistic,
+            period=PERIOD_SECONDS,
+            evaluation_periods=EVALUATION_PERIODS,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",
+            provider=provider,
+        )
