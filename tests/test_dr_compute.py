@@ -323,3 +323,43 @@ def test_without_a_pilot_light_the_names_are_plain_records(stacks: dict[str, Sta
 def test_the_switch_for_the_idle_tier_is_off_in_every_shipped_environment(configs) -> None:
     """prod's budget leaves no room for it yet (docs/DEPLOYMENT.md, "The application tier")."""
     assert [c.dr.standby_compute for c in configs.values()] == [False] * len(configs)
+
+
+# --- monitoring ------------------------------------------------------------------------------------------------------
+
+
+def test_failed_over_the_tiers_services_page_as_the_primarys_do(standby) -> None:
+    """Critical alarms of the DR region's services once they serve, on its topic there (it has no warning topic):
+    the API's 5XX rate, unhealthy targets of both load balancers, missing tasks of both services."""
+    stack, config, serving = standby
+    prefix = f"roi-systems-{config.name}-critical-dr-"
+    alarms = {a["alarm_name"].removeprefix(prefix): a for a in stack.resources("aws_cloudwatch_metric_alarm").values()
+              if a["alarm_name"].startswith(prefix)}  # fmt: skip
+    wanted = {"api-error-rate", "api-unhealthy-hosts", "ml-unhealthy-hosts", "api-tasks-below-desired",
+              "ml-tasks-below-desired"}  # fmt: skip
+    assert set(alarms) == (wanted if serving else set())
+    if not serving:
+        return
+    (topic,) = [n for n, t in stack.resources("aws_sns_topic").items() if t.get("provider") == DR]
+    lbs = {b["internal"]: n for n, b in in_tier(stack, "aws_lb").items()}
+    groups = {path(b).split("/")[-2]: n for n, b in in_tier(stack, "aws_lb_target_group").items()}
+    (cluster,) = in_tier(stack, "aws_ecs_cluster")
+    services = {b["name"].rsplit("-", 1)[1]: n for n, b in in_tier(stack, "aws_ecs_service").items()}
+    for key, alarm in alarms.items():
+        assert alarm["provider"] == DR and alarm["alarm_actions"] == alarm["ok_actions"] == [
+            Stack.ref("aws_sns_topic", topic, "arn")
+        ]
+        assert alarm["alarm_description"].startswith(f"In {config.dr_region} (failed over): ")
+        dimensions = [q["metric"]["dimensions"] for q in alarm.get("metric_query", []) if "metric" in q]
+        dimensions += [alarm["dimensions"]] if "dimensions" in alarm else []
+        which = key.split("-")[0]
+        for found in dimensions:
+            if "LoadBalancer" in found:
+                assert found["LoadBalancer"] == Stack.ref("aws_lb", lbs[which == "ml"], "arn_suffix"), key
+            if "TargetGroup" in found:
+                lb = "internal_lb" if which == "ml" else "public_lb"
+                assert found["TargetGroup"] == Stack.ref("aws_lb_target_group", groups[lb], "arn_suffix"), key
+            if "ClusterName" in found:
+                assert found["ClusterName"] == Stack.ref("aws_ecs_cluster", cluster, "name"), key
+                assert found["ServiceName"] == Stack.ref("aws_ecs_service", services[which], "name"), key
+        assert dimensions, key

@@ -28,6 +28,7 @@ from roi_tf.modules.database import Database
 from roi_tf.modules.database.cache import DR_SUFFIX, app_user_id
 from roi_tf.modules.exports import export
 from roi_tf.modules.monitoring import AlertKeys, Monitoring, Regions, Targets, publishers
+from roi_tf.modules.monitoring.alarms import ServingTier
 from roi_tf.modules.networking import Networking
 from roi_tf.modules.protection import protect_data
 from roi_tf.modules.replication import replication_rule_id
@@ -633,6 +634,7 @@ class EnvironmentStack(TerraformStack):
                 database_replicas=[replica.identifier for replica in postgres.replicas],
                 dr_replica=postgres.dr_replica.identifier if postgres.dr_replica is not None else None,
                 dr_promoted=config.dr.active,
+                dr_tier=self._dr_tier() if config.dr.active else None,
                 redis_nodes=database.cache.node_ids,
                 dead_letter_queue=compute.events.dead_letter_queue_name,
                 function_name=compute.events.function_name,
@@ -649,6 +651,21 @@ class EnvironmentStack(TerraformStack):
             keys=AlertKeys(primary=self.keys.alerts, cost=self.keys.cost_alerts, dr=self.keys.dr_alerts),
             pagerduty_url=self.pagerduty_url.string_value if self.pagerduty_url is not None else None,
             providers={"dr": self.dr_provider, "cost": self.global_provider, **chatbot},
+        )
+
+    def _dr_tier(self) -> ServingTier | None:
+        """The failed-over DR region's services, watched as the primary's are (critical alarms, its topic)."""
+        compute = self.dr_compute
+        if compute is None:
+            return None
+        return ServingTier(
+            cluster_name=compute.cluster.name,
+            services={"api": compute.api.name, "ml": compute.ml.name},
+            public_lb=compute.public_lb.arn_suffix,
+            public_target_group=compute.public_lb.target_group_arn_suffix,
+            internal_lb=compute.internal_lb.arn_suffix,
+            internal_target_group=compute.internal_lb.target_group_arn_suffix,
+            api_log_group=compute.api.log_group.name,
         )
 
     def _replication_targets(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -51,6 +52,19 @@ class Alarm:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServingTier:
+    """The services of one region and their load balancers (the failed-over DR region's, in ``Targets.dr_tier``)."""
+
+    cluster_name: str
+    services: Mapping[str, str]  # "api"/"ml" -> ECS service name
+    public_lb: str  # arn_suffix (dimension LoadBalancer)
+    public_target_group: str  # arn_suffix (dimension TargetGroup)
+    internal_lb: str
+    internal_target_group: str
+    api_log_group: str  # where the API's errors are (named in the alarms' descriptions)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Targets:
     """The resources of this stack that are watched, as the attributes CloudWatch names them by."""
 
@@ -81,6 +95,9 @@ class Targets:
     # Failed over (dr.active): dr_replica is the promoted, writable database; it is watched as the primary is (CPU,
     # free storage) in dr_region, and no longer for a replica's lag, which it stops reporting.
     dr_promoted: bool = False
+    # Failed over with the application tier in dr_region: its services are watched as the primary's are (the
+    # critical alarms: 5XX rate, unhealthy targets, missing tasks), on the DR region's topic.
+    dr_tier: ServingTier | None = None
 
 
 def _lb(target: str, metric: str, stat: str, **extra: str) -> Metric:
@@ -98,102 +115,16 @@ def _redis(node: str, metric: str) -> Metric:
 def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]:
     """Every alarm of an environment, from the resources it has and the configured thresholds."""
     th = config.thresholds
-    alarms = [
-        Alarm(
-            key="api_error_rate",
-            severity=CRITICAL,
-            description=(
-                f"More than {th.api_error_rate_percent}% of API requests fail with 5XX. Check first: the API "
-                f"service's recent deployments and its logs ({t.api_log_group}), then the database and Redis alarms."
-            ),
-            comparison="GreaterThanThreshold",
-            threshold=th.api_error_rate_percent,
-            # No requests at all is not an error rate; the unhealthy-hosts and task alarms cover a dead service.
-            treat_missing_data=NOT_BREACHING,
-            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / m3",
-            metrics={
-                "m1": _lb(t.public_lb, "HTTPCode_Target_5XX_Count", "Sum"),
-                "m2": _lb(t.public_lb, "HTTPCode_ELB_5XX_Count", "Sum"),
-                "m3": _lb(t.public_lb, "RequestCount", "Sum"),
-            },
-        ),
-        Alarm(
-            key="api_latency_p95",
-            severity=WARNING,
-            description=(
-                f"API p95 latency is above {th.api_latency_p95_ms} ms. Check first: the Backend API dashboard "
-                "(CPU, task count vs. maximum), database CPU and connections, slow-query logs."
-            ),
-            comparison="GreaterThanThreshold",
-            threshold=th.api_latency_p95_ms / 1000,  # TargetResponseTime is in seconds
-            treat_missing_data=NOT_BREACHING,  # no requests, no latency
-            metric=_lb(t.public_lb, "TargetResponseTime", "p95", TargetGroup=t.public_target_group),
-        ),
-    ]
-    for label, (lb, group) in {
-        "api": (t.public_lb, t.public_target_group),
-        "ml": (t.internal_lb, t.internal_target_group),
-    }.items():
-        alarms.append(
-            Alarm(
-                key=f"{label}_unhealthy_hosts",
-                severity=CRITICAL,
-                description=(
-                    f"Targets of the {label} service fail their load balancer health checks. Check first: the "
-                    f"service's stopped tasks (ECS console, stopped reason) and its health endpoint in the logs."
-                ),
-                comparison="GreaterThanThreshold",
-                threshold=0,
-                # The metric is published while the target group serves: a gap is no news.
-                treat_missing_data=MISSING,
-                metric=_lb(lb, "UnHealthyHostCount", "Maximum", TargetGroup=group),
-            )
-        )
-    for label, service in t.services.items():
-        dimensions = {"ClusterName": t.cluster_name, "ServiceName": service}
-        alarms.append(
-            Alarm(
-                key=f"{label}_tasks_below_desired",
-                severity=CRITICAL,
-                description=(
-                    f"The {label} service runs fewer tasks than it wants. Check first: its stopped tasks' reasons "
-                    "(image pull, secrets, health check), then Fargate capacity and the deployment's circuit breaker."
-                ),
-                comparison="GreaterThanThreshold",
-                threshold=0,
-                # Container Insights reports every service each minute: a gap is no news.
-                treat_missing_data=MISSING,
-                expression="FILL(m1, 0) - FILL(m2, 0)",
-                metrics={
-                    "m1": Metric(
-                        namespace="ECS/ContainerInsights",
-                        name="DesiredTaskCount",
-                        dimensions=dimensions,
-                        stat="Average",
-                    ),
-                    "m2": Metric(
-                        namespace="ECS/ContainerInsights",
-                        name="RunningTaskCount",
-                        dimensions=dimensions,
-                        stat="Average",
-                    ),
-                },
-            )
-        )
-        alarms.append(
-            Alarm(
-                key=f"{label}_memory",
-                severity=WARNING,
-                description=(
-                    f"The {label} service uses more than {th.memory_percent}% of its tasks' memory. Check first: "
-                    "a leak after the last deployment, then the task size and scaling limits in config."
-                ),
-                comparison="GreaterThanThreshold",
-                threshold=th.memory_percent,
-                treat_missing_data=MISSING,
-                metric=Metric(namespace="AWS/ECS", name="MemoryUtilization", dimensions=dimensions, stat="Average"),
-            )
-        )
+    primary = ServingTier(
+        cluster_name=t.cluster_name,
+        services=t.services,
+        public_lb=t.public_lb,
+        public_target_group=t.public_target_group,
+        internal_lb=t.internal_lb,
+        internal_target_group=t.internal_target_group,
+        api_log_group=t.api_log_group,
+    )
+    alarms = _tier_alarms(primary, config)
     instances = [
         ("database", t.database, ""),
         *((f"database_replica_{i}", r, "") for i, r in enumerate(t.database_replicas)),
@@ -367,4 +298,116 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
             metric=Metric(namespace=t.log_metric_namespace, name=API_LOG_ERRORS_METRIC, dimensions={}, stat="Sum"),
         )
     )
+    if t.dr_tier is not None:
+        alarms += _tier_alarms(t.dr_tier, config, dr_region=dr_region)
     return alarms
+
+
+def _tier_alarms(tier: ServingTier, config: MonitoringConfig, *, dr_region: str = "") -> list[Alarm]:
+    """The alarms of one region's services: the primary's all, a failed-over DR region's critical ones (its topic
+    there is critical only), keyed dr_<key>."""
+    th = config.thresholds
+    alarms = [
+        Alarm(
+            key="api_error_rate",
+            severity=CRITICAL,
+            description=(
+                f"More than {th.api_error_rate_percent}% of API requests fail with 5XX. Check first: the API "
+                f"service's recent deployments and its logs ({tier.api_log_group}), then the database and Redis alarms."
+            ),
+            comparison="GreaterThanThreshold",
+            threshold=th.api_error_rate_percent,
+            # No requests at all is not an error rate; the unhealthy-hosts and task alarms cover a dead service.
+            treat_missing_data=NOT_BREACHING,
+            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / m3",
+            metrics={
+                "m1": _lb(tier.public_lb, "HTTPCode_Target_5XX_Count", "Sum"),
+                "m2": _lb(tier.public_lb, "HTTPCode_ELB_5XX_Count", "Sum"),
+                "m3": _lb(tier.public_lb, "RequestCount", "Sum"),
+            },
+        ),
+        Alarm(
+            key="api_latency_p95",
+            severity=WARNING,
+            description=(
+                f"API p95 latency is above {th.api_latency_p95_ms} ms. Check first: the Backend API dashboard "
+                "(CPU, task count vs. maximum), database CPU and connections, slow-query logs."
+            ),
+            comparison="GreaterThanThreshold",
+            threshold=th.api_latency_p95_ms / 1000,  # TargetResponseTime is in seconds
+            treat_missing_data=NOT_BREACHING,  # no requests, no latency
+            metric=_lb(tier.public_lb, "TargetResponseTime", "p95", TargetGroup=tier.public_target_group),
+        ),
+    ]
+    for label, (lb, group) in {
+        "api": (tier.public_lb, tier.public_target_group),
+        "ml": (tier.internal_lb, tier.internal_target_group),
+    }.items():
+        alarms.append(
+            Alarm(
+                key=f"{label}_unhealthy_hosts",
+                severity=CRITICAL,
+                description=(
+                    f"Targets of the {label} service fail their load balancer health checks. Check first: the "
+                    f"service's stopped tasks (ECS console, stopped reason) and its health endpoint in the logs."
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=0,
+                # The metric is published while the target group serves: a gap is no news.
+                treat_missing_data=MISSING,
+                metric=_lb(lb, "UnHealthyHostCount", "Maximum", TargetGroup=group),
+            )
+        )
+    for label, service in tier.services.items():
+        dimensions = {"ClusterName": tier.cluster_name, "ServiceName": service}
+        alarms.append(
+            Alarm(
+                key=f"{label}_tasks_below_desired",
+                severity=CRITICAL,
+                description=(
+                    f"The {label} service runs fewer tasks than it wants. Check first: its stopped tasks' reasons "
+                    "(image pull, secrets, health check), then Fargate capacity and the deployment's circuit breaker."
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=0,
+                # Container Insights reports every service each minute: a gap is no news.
+                treat_missing_data=MISSING,
+                expression="FILL(m1, 0) - FILL(m2, 0)",
+                metrics={
+                    "m1": Metric(
+                        namespace="ECS/ContainerInsights",
+                        name="DesiredTaskCount",
+                        dimensions=dimensions,
+                        stat="Average",
+                    ),
+                    "m2": Metric(
+                        namespace="ECS/ContainerInsights",
+                        name="RunningTaskCount",
+                        dimensions=dimensions,
+                        stat="Average",
+                    ),
+                },
+            )
+        )
+        alarms.append(
+            Alarm(
+                key=f"{label}_memory",
+                severity=WARNING,
+                description=(
+                    f"The {label} service uses more than {th.memory_percent}% of its tasks' memory. Check first: "
+                    "a leak after the last deployment, then the task size and scaling limits in config."
+                ),
+                comparison="GreaterThanThreshold",
+                threshold=th.memory_percent,
+                treat_missing_data=MISSING,
+                metric=Metric(namespace="AWS/ECS", name="MemoryUtilization", dimensions=dimensions, stat="Average"),
+            )
+        )
+    if not dr_region:
+        return alarms
+    return [
+        dataclasses.replace(alarm, key=f"dr_{alarm.key}", region=dr_region, description=f"In {dr_region} (failed "
+                            f"over): {alarm.description}")
+        for alarm in alarms
+        if alarm.severity == CRITICAL
+    ]  # fmt: skip
