@@ -9,10 +9,11 @@
 # resumes at step 4/8 (a promoted database checked first). --confirm <env>: the confirmation,
 # for a run without a terminal. --accept-data-loss: promote although the replica's lag is unknown or above the RPO (a
 # lost primary stops reporting it). --dry-run: print every aws, terraform and synth command instead of running it.
+# Needs the environment a deploy of <env> needs (TF_VAR_*: the secrets, the last deployment's images and package).
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 runbook_args usage --accept-data-loss "$@"
 accept_data_loss="$flag_given"
@@ -38,11 +39,15 @@ if [[ "${fact[active]}" == true ]]; then
   info "$env_name is failed over already (dr.active is true): resuming at step 4/8"
   require_terraform
   synth_failed_over
+  $DRY_RUN || require_stack_variables "$env_name"
   require_aws "$env_name"
   require_promoted "$dr" "$replica" # the switch is set after the promotion, never before
   confirm_named "$env_name" "$confirmed" "fail $env_name over" "apply $env_name's resources in $dr again"
 else
   synth "$env_name"
+  # Before anything changes: the plan needs every input a deploy needs (the secrets, the images and package of the
+  # last deployment, which the DR region's services and function run, PagerDuty's URL).
+  $DRY_RUN || require_stack_variables "$env_name"
   require_terraform
   require_aws "$env_name"
 

@@ -1076,7 +1076,7 @@ def test_failover_promotes_the_replica_sets_the_switch_and_applies_the_dr_region
     environments = write_environments(tmp_path / "environments")
     before = json.loads((environments / "prod.json").read_text())
     env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
-    done = run("failover.sh", "prod", "--confirm", "prod", env=env, secrets=False)
+    done = run("failover.sh", "prod", "--confirm", "prod", env=env)
     assert done.returncode == 0, done.stderr
     made = without_lag_window(calls(fake, shared_outdir))
     plan = made[5]
@@ -1147,10 +1147,19 @@ def test_failover_refuses_and_changes_nothing(
     error: str,
     calls_made: list[str],
 ) -> None:
-    done = run("failover.sh", env_name, *flags, env=failover_env(fake, shared_outdir, **extra), secrets=False)
+    done = run("failover.sh", env_name, *flags, env=failover_env(fake, shared_outdir, **extra))
     assert done.returncode == 1
     assert error in done.stderr.splitlines()[-1]
     assert without_lag_window(calls(fake, shared_outdir)) == calls_made  # never a promotion, never an init
+
+
+def test_failover_refuses_without_a_deploys_inputs_and_changes_nothing(fake, shared_outdir: Path) -> None:
+    """The plan needs every input a deploy needs: the secrets, and the last deployment's images and package, which
+    the DR region's services and function run. Missing, nothing is asked of AWS."""
+    done = run("failover.sh", "prod", "--confirm", "prod", env=failover_env(fake, shared_outdir), secrets=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("error: TF_VAR_api_image_tag is not set (prod needs it")
+    assert calls(fake, shared_outdir) == []
 
 
 @pytest.mark.parametrize(
