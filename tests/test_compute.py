@@ -776,3 +776,16 @@ def test_execution_role_pulls_only_its_repository_writes_only_its_logs_reads_onl
     secrets = {"ReadSecret", "DecryptSecretThroughSecretsManager"}
     assert (secrets <= set(statements)) is (which == "api")
     assert set(statements) - secrets == {"GetRegistryToken", "PullImages", "WriteLogs"}
+
+
+def test_every_load_balancer_waits_for_the_policy_of_its_log_bucket(stacks, canary, failed_over) -> None:
+    """ELB checks that it may write to the access-log bucket when logging is enabled: a load balancer created before
+    the bucket's policy (a new environment, or the DR region's at failover) fails. Every one, in every shape."""
+    checked = 0
+    for stack in [*stacks.values(), canary[1]["canary"], failed_over]:
+        policies = {Stack.ref("aws_s3_bucket", p["bucket"].split(".")[1], "bucket"): f"aws_s3_bucket_policy.{n}"
+                    for n, p in stack.resources("aws_s3_bucket_policy").items()}  # fmt: skip
+        for name, lb in stack.resources("aws_lb").items():
+            assert lb["depends_on"] == [policies[lb["access_logs"]["bucket"]]], (stack.name, name)
+            checked += 1
+    assert checked >= 12

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cdktf import TerraformProvider
+from cdktf import TerraformProvider, TerraformResource
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRule,
@@ -49,6 +49,8 @@ class StorageOutputs:
     replica_bucket_arns: dict[str, str]
     logs_bucket_name: str
     logs_bucket_arn: str
+    # What lets the services deliver there: a load balancer is created only after it (ELB checks at creation).
+    logs_bucket_policy: TerraformResource
     alb_log_prefix: str
     cloudfront_log_prefix: str
     cloudtrail_log_prefix: str
@@ -137,6 +139,7 @@ class Storage(Construct):
             replica_bucket_arns={name: b.arn for name, b in self.replicas.items()} if buckets is self.buckets else {},
             logs_bucket_name=logs.name,
             logs_bucket_arn=logs.arn,
+            logs_bucket_policy=logs.policy,
             alb_log_prefix=ALB_LOG_PREFIX,
             cloudfront_log_prefix=CLOUDFRONT_LOG_PREFIX,
             cloudtrail_log_prefix=CLOUDTRAIL_LOG_PREFIX,

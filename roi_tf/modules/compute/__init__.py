@@ -408,6 +408,7 @@ class Compute(Construct):
             deletion_protection=not disposable,
             access_logs_bucket=storage.logs_bucket_name,
             access_logs_prefix=storage.alb_log_prefix,
+            access_logs_policy=storage.logs_bucket_policy,
             target_group_name=resource_name(env, component, str(service.container_port), kind="target_group"),
             target_port=service.container_port,
             health_check_path=service.health_check_path,

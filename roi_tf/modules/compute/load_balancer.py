@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import (
     LbListener,
@@ -40,6 +40,7 @@ class LoadBalancer(Construct):
         deletion_protection: bool,
         access_logs_bucket: str,
         access_logs_prefix: str,
+        access_logs_policy: TerraformResource,  # the bucket's policy admitting ELB's delivery (checked at creation)
         target_group_name: str,  # at most 32 characters; changes whenever a replacing setting (the port) does
         target_port: int,
         health_check_path: str,
@@ -73,6 +74,8 @@ class LoadBalancer(Construct):
             idle_timeout=idle_timeout_seconds,
             access_logs=LbAccessLogs(bucket=access_logs_bucket, prefix=access_logs_prefix, enabled=True),
             tags={"Name": name},
+            # ELB writes a test object when access logs are enabled: the bucket must admit it by then.
+            depends_on=[access_logs_policy],
         )
         self.arn = self.lb.arn
         # A new port replaces the target group: the new one is created (under its own name) and the listener and
