@@ -623,22 +623,16 @@ class EnvironmentStack(TerraformStack):
             env=config.name,
             name=prefix(config.name),
             targets=Targets(
-                cluster_name=compute.cluster.name,
+                tier=_tier(compute),
                 cluster_arn=compute.cluster.arn,
-                services={"api": compute.api.name, "ml": compute.ml.name},
-                public_lb=compute.public_lb.arn_suffix,
-                public_target_group=compute.public_lb.target_group_arn_suffix,
-                internal_lb=compute.internal_lb.arn_suffix,
-                internal_target_group=compute.internal_lb.target_group_arn_suffix,
                 database=postgres.primary.identifier,
                 database_replicas=[replica.identifier for replica in postgres.replicas],
                 dr_replica=postgres.dr_replica.identifier if postgres.dr_replica is not None else None,
                 dr_promoted=config.dr.active,
-                dr_tier=self._dr_tier() if config.dr.active else None,
+                dr_tier=_tier(self.dr_compute) if config.dr.active and self.dr_compute is not None else None,
                 redis_nodes=database.cache.node_ids,
                 dead_letter_queue=compute.events.dead_letter_queue_name,
                 function_name=compute.events.function_name,
-                api_log_group=compute.api.log_group.name,
                 log_metric_namespace=f"{prefix(config.name)}/application",
                 distribution_id=self.cdn.distribution.id,
                 api_tracing_name=compute.api.tracing_name,
@@ -651,21 +645,6 @@ class EnvironmentStack(TerraformStack):
             keys=AlertKeys(primary=self.keys.alerts, cost=self.keys.cost_alerts, dr=self.keys.dr_alerts),
             pagerduty_url=self.pagerduty_url.string_value if self.pagerduty_url is not None else None,
             providers={"dr": self.dr_provider, "cost": self.global_provider, **chatbot},
-        )
-
-    def _dr_tier(self) -> ServingTier | None:
-        """The failed-over DR region's services, watched as the primary's are (critical alarms, its topic)."""
-        compute = self.dr_compute
-        if compute is None:
-            return None
-        return ServingTier(
-            cluster_name=compute.cluster.name,
-            services={"api": compute.api.name, "ml": compute.ml.name},
-            public_lb=compute.public_lb.arn_suffix,
-            public_target_group=compute.public_lb.target_group_arn_suffix,
-            internal_lb=compute.internal_lb.arn_suffix,
-            internal_target_group=compute.internal_lb.target_group_arn_suffix,
-            api_log_group=compute.api.log_group.name,
         )
 
     def _replication_targets(self) -> dict[str, Any]:
@@ -719,3 +698,16 @@ class EnvironmentStack(TerraformStack):
             ),
             stack=self,
         )
+
+
+def _tier(compute: Compute) -> ServingTier:
+    """What the monitoring module watches of a region's services (the primary's, or a failed-over DR region's)."""
+    return ServingTier(
+        cluster_name=compute.cluster.name,
+        services={"api": compute.api.name, "ml": compute.ml.name},
+        public_lb=compute.public_lb.arn_suffix,
+        public_target_group=compute.public_lb.target_group_arn_suffix,
+        internal_lb=compute.internal_lb.arn_suffix,
+        internal_target_group=compute.internal_lb.target_group_arn_suffix,
+        api_log_group=compute.api.log_group.name,
+    )

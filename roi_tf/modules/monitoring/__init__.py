@@ -264,7 +264,7 @@ class Monitoring(Construct):
             self,
             "api_log_errors",
             name=f"{self._name}-api-log-errors",
-            log_group_name=t.api_log_group,
+            log_group_name=t.tier.api_log_group,
             pattern='"ERROR"',
             metric_transformation=CloudwatchLogMetricFilterMetricTransformation(
                 name=API_LOG_ERRORS_METRIC, namespace=t.log_metric_namespace, value="1", unit="Count"

@@ -53,11 +53,11 @@ class Alarm:
 
 @dataclass(frozen=True, kw_only=True)
 class ServingTier:
-    """The services of one region and their load balancers (the failed-over DR region's, in ``Targets.dr_tier``)."""
+    """The services of one region and their load balancers: the primary's, and a failed-over DR region's."""
 
     cluster_name: str
     services: Mapping[str, str]  # "api"/"ml" -> ECS service name
-    public_lb: str  # arn_suffix (dimension LoadBalancer)
+    public_lb: str  # the load balancer's arn_suffix (dimension LoadBalancer)
     public_target_group: str  # arn_suffix (dimension TargetGroup)
     internal_lb: str
     internal_target_group: str
@@ -68,20 +68,14 @@ class ServingTier:
 class Targets:
     """The resources of this stack that are watched, as the attributes CloudWatch names them by."""
 
-    cluster_name: str
+    tier: ServingTier  # the services and load balancers of the primary region
     cluster_arn: str
-    services: Mapping[str, str]  # "api" / "ml" -> ECS service name
-    public_lb: str  # the load balancer's arn_suffix (dimension LoadBalancer)
-    public_target_group: str  # arn_suffix (dimension TargetGroup)
-    internal_lb: str
-    internal_target_group: str
     database: str  # the primary's identifier
     database_replicas: Sequence[str]  # in-region read replicas
     dr_replica: str | None  # the cross-region replica, in dr_region
     redis_nodes: Sequence[str]  # cache cluster ids of every node
     dead_letter_queue: str  # the event processor's dead-letter queue name
     function_name: str
-    api_log_group: str
     log_metric_namespace: str  # where this environment's log metric filters publish ("roi-systems/<env>")
     distribution_id: str
     api_tracing_name: str  # the X-Ray service name the API reports (AWS_XRAY_TRACING_NAME)
@@ -115,16 +109,7 @@ def _redis(node: str, metric: str) -> Metric:
 def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]:
     """Every alarm of an environment, from the resources it has and the configured thresholds."""
     th = config.thresholds
-    primary = ServingTier(
-        cluster_name=t.cluster_name,
-        services=t.services,
-        public_lb=t.public_lb,
-        public_target_group=t.public_target_group,
-        internal_lb=t.internal_lb,
-        internal_target_group=t.internal_target_group,
-        api_log_group=t.api_log_group,
-    )
-    alarms = _tier_alarms(primary, config)
+    alarms = _tier_alarms(t.tier, config)
     instances = [
         ("database", t.database, ""),
         *((f"database_replica_{i}", r, "") for i, r in enumerate(t.database_replicas)),
@@ -289,7 +274,7 @@ def catalog(t: Targets, config: MonitoringConfig, dr_region: str) -> list[Alarm]
             severity=WARNING,
             description=(
                 f"The API logs more than {th.api_log_errors_per_minute} ERROR lines a minute. Check first: the "
-                f"log group {t.api_log_group} (CloudWatch Logs Insights: filter @message like /ERROR/)."
+                f"log group {t.tier.api_log_group} (CloudWatch Logs Insights: filter @message like /ERROR/)."
             ),
             comparison="GreaterThanThreshold",
             threshold=th.api_log_errors_per_minute,

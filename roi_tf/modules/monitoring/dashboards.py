@@ -68,7 +68,7 @@ def _elb(lb: str, group: str | None, name: str, stat: str, label: str = "") -> M
 
 
 def _service(t: Targets, service: str, name: str, stat: str = "Average", label: str = "") -> Metric:
-    return _m("AWS/ECS", name, {"ClusterName": t.cluster_name, "ServiceName": service}, stat, label or name)
+    return _m("AWS/ECS", name, {"ClusterName": t.tier.cluster_name, "ServiceName": service}, stat, label or name)
 
 
 def _percentiles(lb: str, group: str) -> list[list[Any]]:
@@ -76,7 +76,7 @@ def _percentiles(lb: str, group: str) -> list[list[Any]]:
 
 
 def backend_api(t: Targets, region: str, *, latency_ms: int, cache_hit_rate: bool) -> dict[str, Any]:
-    lb, group = t.public_lb, t.public_target_group
+    lb, group = t.tier.public_lb, t.tier.public_target_group
     widgets = [
         graph(
             "Requests (public load balancer)", [_line(_elb(lb, None, "RequestCount", "Sum", "requests"))], region=region
@@ -107,8 +107,8 @@ def backend_api(t: Targets, region: str, *, latency_ms: int, cache_hit_rate: boo
         graph(
             "API CPU / memory (%)",
             [
-                _line(_service(t, t.services["api"], "CPUUtilization")),
-                _line(_service(t, t.services["api"], "MemoryUtilization")),
+                _line(_service(t, t.tier.services["api"], "CPUUtilization")),
+                _line(_service(t, t.tier.services["api"], "MemoryUtilization")),
             ],
             region=region,
         ),
@@ -124,16 +124,16 @@ def backend_api(t: Targets, region: str, *, latency_ms: int, cache_hit_rate: boo
 
 
 def ml_service(t: Targets, region: str) -> dict[str, Any]:
-    ml = t.services["ml"]
+    ml = t.tier.services["ml"]
     widgets = [
         graph(
             "Inference latency (s, internal load balancer)",
-            _percentiles(t.internal_lb, t.internal_target_group),
+            _percentiles(t.tier.internal_lb, t.tier.internal_target_group),
             region=region,
         ),
         graph(
             "Inference requests",
-            [_line(_elb(t.internal_lb, None, "RequestCount", "Sum", "requests"))],
+            [_line(_elb(t.tier.internal_lb, None, "RequestCount", "Sum", "requests"))],
             region=region,
         ),
         graph(
@@ -148,7 +148,7 @@ def ml_service(t: Targets, region: str) -> dict[str, Any]:
                     _m(
                         "ECS/ContainerInsights",
                         "RunningTaskCount",
-                        {"ClusterName": t.cluster_name, "ServiceName": ml},
+                        {"ClusterName": t.tier.cluster_name, "ServiceName": ml},
                         "Average",
                         "running",
                     )
@@ -157,7 +157,7 @@ def ml_service(t: Targets, region: str) -> dict[str, Any]:
                     _m(
                         "ECS/ContainerInsights",
                         "DesiredTaskCount",
-                        {"ClusterName": t.cluster_name, "ServiceName": ml},
+                        {"ClusterName": t.tier.cluster_name, "ServiceName": ml},
                         "Average",
                         "desired",
                     )
