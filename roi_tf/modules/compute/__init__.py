@@ -7,6 +7,9 @@
 
 Traffic: internet (or CloudFront) -> public ALB -> API tasks (the application security group) -> internal ALB ->
 ML tasks; the API reaches PostgreSQL through RDS Proxy, Redis and AWS APIs over HTTPS. Nothing else is open.
+
+The same module is the pilot light's application tier in the DR region (``standby``: placed there by the regional
+aspect, idle at zero tasks until failed over), and ``publish`` puts both regions' names in DNS as a failover pair.
 """
 
 from __future__ import annotations
