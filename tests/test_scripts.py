@@ -26,6 +26,17 @@ override="${1#-chdir=}/backend_override.tf.json"
 if [[ -f "$override" ]]; then echo "  with $(cat "$override")" >> "$FAKE_TF_LOG"; fi
 if [[ "$1" == "version" ]]; then echo '{"terraform_version": "'"${FAKE_TF_VERSION:-1.11.4}"'"}'; fi
 args=" $* "
+# As Terraform, a plan or an apply (of a saved plan too: ephemeral variables are given again) refuses to run without
+# a value for every input variable the stack declares without a default.
+if [[ "$args" == *" plan "* || "$args" == *" apply "* ]]; then
+  python3 - "${1#-chdir=}/cdk.tf.json" <<'PY' || exit 1
+import json, os, sys
+variables = json.load(open(sys.argv[1])).get("variable", {})
+missing = sorted(n for n, v in variables.items() if "default" not in v and not os.environ.get(f"TF_VAR_{n}"))
+if missing:
+    sys.exit(f"Error: No value for required variable(s): {', '.join(missing)}")
+PY
+fi
 # A plan answers with -detailed-exitcode's convention: 0 no changes, 1 error, 2 changes (the default here).
 if [[ "$args" == *" plan "* && "$args" == *" -detailed-exitcode "* ]]; then exit "${FAKE_TF_PLAN_EXIT:-2}"; fi
 if [[ "$args" == *" show -json tfplan "* ]]; then cat "${FAKE_TF_PLAN_JSON:?}"; fi
