@@ -466,7 +466,7 @@ class DrConfig:
     cache_replica: bool = False
     # The application tier stands idle in the standby VPC (the compute module at zero tasks, its load balancers and
     # DNS names ready): a failover then needs neither IAM nor Route 53, whose control planes are in us-east-1, and
-    # no load balancer to create (+~$40/month: two load balancers and two public addresses). Default: off, the
+    # no load balancer to create (+~$52/month: two load balancers, two public addresses, a web ACL). Default: off, the
     # application tier is created by the failover (docs/DEPLOYMENT.md, "The application tier").
     standby_compute: bool = False
     # Failed over: dr_region serves. The promoted replica is the database (behind its own RDS Proxy) and the standby

@@ -173,15 +173,15 @@ def test_idle_nothing_runs_and_failed_over_everything_runs_as_configured(standby
     assert len(functions) == (1 if serving else 0) and len(in_tier(stack, "aws_lambda_event_source_mapping")) == len(
         functions
     )
-    acls = {n: b for n, b in stack.resources("aws_wafv2_web_acl").items() if b.get("provider") == DR}
-    associations = in_tier(stack, "aws_wafv2_web_acl_association")
-    assert len(acls) == len(associations) == (1 if serving else 0)
+    # A public load balancer is never without its web ACL, idle or not (the same rules as the primary's).
+    (acl,) = [n for n, b in stack.resources("aws_wafv2_web_acl").items() if b.get("provider") == DR]
+    (public,) = [n for n, b in in_tier(stack, "aws_lb").items() if not b["internal"]]
+    (association,) = in_tier(stack, "aws_wafv2_web_acl_association").values()
+    assert association["web_acl_arn"] == Stack.ref("aws_wafv2_web_acl", acl, "arn")
+    assert association["resource_arn"] == Stack.ref("aws_lb", public, "arn")
+    primary_acl = stack.without_standby().one("aws_wafv2_web_acl", scope="REGIONAL")[1]
+    assert stack.resources("aws_wafv2_web_acl")[acl]["rule"] == primary_acl["rule"]
     if serving:
-        (acl,) = acls
-        (public,) = [n for n, b in in_tier(stack, "aws_lb").items() if not b["internal"]]
-        (association,) = associations.values()
-        assert association["web_acl_arn"] == Stack.ref("aws_wafv2_web_acl", acl, "arn")
-        assert association["resource_arn"] == Stack.ref("aws_lb", public, "arn")
         (function,) = functions.values()
         if config.compute.event_processing.package_type == "Zip":
             assert function["s3_bucket"] == Stack.ref("aws_s3_bucket", replica_bucket(stack, "artifacts"), "bucket")

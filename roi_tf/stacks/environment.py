@@ -400,13 +400,13 @@ class EnvironmentStack(TerraformStack):
             ),
         )
         # REGIONAL for the load balancers (compute module), CLOUDFRONT for the distribution (cdn module), and
-        # DR_REGIONAL for the standby's load balancers once failed over (the same rules, in the DR region; WAF's
-        # control plane there is the DR region's, and while the standby idles it has no traffic to inspect).
+        # DR_REGIONAL for the standby's public load balancer (the same rules, in the DR region), idle or not: a public
+        # load balancer is never without one.
         placements = {
             "REGIONAL": ("REGIONAL", self.keys.logs, None, ""),
             "CLOUDFRONT": ("CLOUDFRONT", self.keys.global_logs, self.global_provider, ""),
         }
-        if self._standby_serves and config.dr.active:
+        if self._standby_serves:
             assert self.keys.dr_logs is not None
             placements["DR_REGIONAL"] = ("REGIONAL", self.keys.dr_logs, self.dr_provider, "dr_")
         self.web_acls = {
@@ -550,7 +550,7 @@ class EnvironmentStack(TerraformStack):
             backends=self._dr_backends(),
             jwt_secret_arn=jwt_secret.replica_arn,
             jwt_secret_statements=jwt_secret.read_statements(replica=True),
-            web_acl_arn=self.web_acls["DR_REGIONAL"].arn if "DR_REGIONAL" in self.web_acls else None,
+            web_acl_arn=self.web_acls["DR_REGIONAL"].arn,
             images=self._images(),
             standby=Standby(
                 provider=self.dr_provider,

@@ -148,7 +148,7 @@ class Compute(Construct):
         backends: Backends,
         jwt_secret_arn: str,  # the JWT secret (or its replica in this region)
         jwt_secret_statements: Sequence[Statement],  # what reading it takes (ECS injects it)
-        web_acl_arn: str | None,  # the REGIONAL web ACL, for the public load balancer (None: the idle standby's)
+        web_acl_arn: str,  # the REGIONAL web ACL (of the module's region), for the public load balancer
         images: ImageTags,
         image_replicas: ImageReplicas | None = None,  # default: images only in the primary region
         standby: Standby | None = None,  # default: the serving region's compute
