@@ -1,7 +1,8 @@
 """The pilot light's application tier: the compute module again, in the standby VPC of the DR region.
 
-Three shapes: prod standing (``dr.standby_compute`` off: no tier there, the primary's half of the DNS failover pair
-only), the canary (the tier idle at zero tasks) and prod failed over (``dr.active``: the tier serving). The module's
+Three shapes: prod standing (``dr.standby_compute`` off: the tier without its load balancers, so without services,
+DNS names or web ACL, and only the primary's half of the DNS failover pair), the canary (the whole tier idle at zero
+tasks) and prod failed over (``dr.active``: the tier serving). The module's
 own behaviour is tested on the primary's copy in tests/test_compute.py and tests/test_events.py; here, that the copy
 is that module, placed and wired for its region, and what idle and failed over change.
 """
@@ -20,13 +21,19 @@ from roi_tf.config import EnvironmentConfig
 DR = "aws.dr"
 
 
-@pytest.fixture(params=["canary", "failed-over"])
-def standby(request: pytest.FixtureRequest, configs) -> tuple[Stack, EnvironmentConfig, bool]:
-    """(stack, config, serving): the canary's idle tier, and prod's failed over."""
+@pytest.fixture(params=["prod", "canary", "failed-over"])
+def standby(request: pytest.FixtureRequest, stacks, configs) -> tuple[Stack, EnvironmentConfig, bool]:
+    """(stack, config, serving): prod's tier without load balancers, the canary's idle with them, prod's failed over."""
     if request.param == "canary":
-        config, stacks = request.getfixturevalue("canary")
-        return stacks[config.name], config, False
+        config, canary_stacks = request.getfixturevalue("canary")
+        return canary_stacks[config.name], config, False
+    if request.param == "prod":
+        return stacks["prod"], configs["prod"], False
     return request.getfixturevalue("failed_over"), configs["prod"], True
+
+
+def with_load_balancers(stack: Stack) -> bool:
+    return bool(stack.under("dr_compute").resources("aws_lb"))
 
 
 def path(body: dict[str, Any]) -> str:
@@ -85,7 +92,7 @@ def test_the_tier_is_the_compute_module_placed_in_the_dr_region(standby) -> None
     assert {"aws_ecr_repository", "aws_ecr_lifecycle_policy", "aws_ecr_replication_configuration"} <= without
     assert ("aws_autoscaling_group" in without) is config.compute.gpu_training.enabled
     assert not [r for r in in_tier(stack, "aws_route53_record").values() if "domain_validation_options" in r["name"]]
-    assert len(set(tier.json["resource"])) >= 15
+    assert len(set(tier.json["resource"])) >= 10
 
 
 def test_the_tier_uses_the_dr_regions_copies_and_keys(standby) -> None:
@@ -130,6 +137,9 @@ def test_the_database_and_cache_are_the_dr_regions(standby) -> None:
     else:
         assert api["DATABASE_HOST"] == Stack.ref("aws_db_instance", replica, "address") and proxies == []
     groups = {n: b for n, b in stack.resources("aws_elasticache_replication_group").items() if b.get("provider") == DR}
+    if not serving and not config.dr.cache_replica:  # prod idle: no cache there yet
+        assert groups == {} and "REDIS_HOST" not in api
+        return
     (group,) = groups.items()
     assert group[1]["replication_group_id"] == f"roi-systems-{config.name}-redis-dr"
     attribute = "configuration_endpoint_address"
@@ -143,10 +153,27 @@ def test_the_database_and_cache_are_the_dr_regions(standby) -> None:
         assert group[1]["transit_encryption_enabled"] is True
 
 
-def test_prod_standing_has_no_tier_and_no_cache_there(stacks: dict[str, Stack], configs) -> None:
+def test_prod_standing_holds_the_tier_without_what_costs_while_idle(stacks: dict[str, Stack], configs) -> None:
+    """dr.standby_compute off: the cluster, task definitions, roles, queues, log groups and certificate stand ready
+    (free; IAM's control plane is in us-east-1), without the load balancers and what needs them (services, their
+    scaling, DNS names, the web ACL) or the event processor's function: the failover creates those."""
     prod, config = stacks["prod"], configs["prod"]
     assert config.dr.enabled and not config.dr.standby_compute and not config.dr.cache_replica
-    assert prod.under("dr_compute").json["resource"] == {}
+    tier = prod.under("dr_compute")
+    for rtype in ("aws_lb", "aws_lb_target_group", "aws_lb_listener", "aws_ecs_service", "aws_appautoscaling_target",
+                  "aws_route53_record", "aws_wafv2_web_acl_association", "aws_lambda_function"):  # fmt: skip
+        assert tier.resources(rtype) == {}, rtype
+    assert [b.get("provider") for b in prod.resources("aws_wafv2_web_acl").values()].count(DR) == 0
+    assert len(tier.resources("aws_ecs_cluster")) == 1 and len(tier.resources("aws_ecs_task_definition")) == 2
+    assert sorted(r["name"] for r in tier.resources("aws_iam_role").values()) == [
+        f"roi-systems-prod-dr-{role}" for role in ("api-execution", "api-task", "events", "ml-execution", "ml-task")
+    ]
+    assert len(tier.resources("aws_acm_certificate")) == 1 and len(tier.resources("aws_sqs_queue")) == 2
+    # The API calls the ML service by the name the failover's internal load balancer will answer.
+    assert task_environment(prod, "api")["ML_SERVICE_URL"] == f"https://ml.{config.compute.load_balancer.domain_name}"
+    # Nothing that needs the load balancers: the DR logs bucket admits ELB only once they come (the primary's does).
+    policy = json.dumps(prod.data("aws_iam_policy_document"))
+    assert policy.count('"sid": "AlbAccessLogsElbAccount"') == 1
     groups = [b for b in prod.resources("aws_elasticache_replication_group").values() if b.get("provider") == DR]
     assert groups == []
 
@@ -157,7 +184,7 @@ def test_prod_standing_has_no_tier_and_no_cache_there(stacks: dict[str, Stack], 
 def test_idle_nothing_runs_and_failed_over_everything_runs_as_configured(standby) -> None:
     stack, config, serving = standby
     services = {s["name"].rsplit("-", 1)[1]: s for s in in_tier(stack, "aws_ecs_service").values()}
-    assert set(services) == {"api", "ml"}
+    assert set(services) == ({"api", "ml"} if with_load_balancers(stack) else set())
     for which, service in services.items():
         want = getattr(config.compute, which)
         assert service["desired_count"] == (want.desired_count if serving else 0)
@@ -173,6 +200,8 @@ def test_idle_nothing_runs_and_failed_over_everything_runs_as_configured(standby
     assert len(functions) == (1 if serving else 0) and len(in_tier(stack, "aws_lambda_event_source_mapping")) == len(
         functions
     )
+    if not with_load_balancers(stack):
+        return  # prod standing (tests/test_dr_compute.py::test_prod_standing_holds_the_tier_...)
     # A public load balancer is never without its web ACL, idle or not (the same rules as the primary's).
     (acl,) = [n for n, b in stack.resources("aws_wafv2_web_acl").items() if b.get("provider") == DR]
     (public,) = [n for n, b in in_tier(stack, "aws_lb").items() if not b["internal"]]

@@ -148,13 +148,13 @@ def test_nothing_outside_the_dr_region_changes_but_the_new_outputs(prod: Stack, 
             failed = {n: b for n, b in failed_over.json[block].get(rtype, {}).items() if b.get("provider") != DR}
             assert failed == standing, (block, rtype)
     added = set(failed_over.json["output"]) - set(prod.json["output"])
-    # The promoted database's proxy, and the application tier created by the failover (prod's dr.standby_compute is
-    # off): what failover.sh starts its services with, under the prefix dr_.
+    # The promoted database's proxy, and what the failover adds to the application tier (prod's dr.standby_compute is
+    # off: its load balancers, services and function), what failover.sh starts its services with, prefixed dr_.
     standby = {
         f"dr_{name}"
         for name in ("ecs_cluster_name", "api_service_name", "ml_service_name", "api_task_definition_arn",
-                     "ml_task_definition_arn", "api_load_balancer_dns_name", "ml_service_url", "events_queue_url",
-                     "events_dead_letter_queue_name", "event_processor_function_name", "regional_web_acl_arn")
+                     "ml_task_definition_arn", "api_load_balancer_dns_name", "ml_service_url",
+                     "event_processor_function_name", "regional_web_acl_arn")
     }  # fmt: skip
     assert added == {"database_dr_proxy_endpoint", *standby}
     assert set(prod.json["output"]) <= set(failed_over.json["output"])

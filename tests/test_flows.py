@@ -52,8 +52,11 @@ def intended_flows(config: EnvironmentConfig) -> Counter[Flow]:
             flows += connect(f"{name}-dr-app", f"{name}-postgres-dr", PG)
         if config.dr.cache_replica:  # the Global Datastore's secondary, in the standby VPC
             flows += connect(f"{name}-dr-app", f"{name}-redis-dr", REDIS)
-        if config.dr.standby_compute or config.dr.active:  # the same compute module, in the standby VPC
-            flows += compute_flows(config, f"{name}-dr", f"{name}-dr-app")
+        if config.dr.enabled:  # the same compute module, in the standby VPC
+            if config.dr.standby_compute or config.dr.active:
+                flows += compute_flows(config, f"{name}-dr", f"{name}-dr-app")
+            else:  # without its load balancers yet: only the event processor's group, which its role names
+                flows.append((f"{name}-dr-events", "egress", "tcp", HTTPS, HTTPS, ANYWHERE))
     return Counter(flows)
 
 

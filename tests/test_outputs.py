@@ -75,6 +75,8 @@ def expected_names(config: EnvironmentConfig) -> set[str]:
     names = set(ALWAYS) | {f"{bucket.replace('-', '_')}_bucket_name" for bucket in config.storage.buckets}
     if config.database.cross_region_replica:
         names.add("database_dr_replica_endpoint")
+    if config.dr.enabled:  # the pilot light's application tier: its event queues stand ready
+        names |= {"dr_events_queue_url", "dr_events_dead_letter_queue_name"}
     if config.sessions.enabled:
         names.add("sessions_table_name")
     if config.compute.gpu_training.enabled:
@@ -238,6 +240,11 @@ def expected_outputs(stack: Stack, config: EnvironmentConfig) -> dict[str, Any]:
             ),
         )
         expected["database_dr_replica_endpoint"] = Stack.ref("aws_db_instance", dr_replica, "address")
+    if config.dr.enabled:
+        for output, suffix, attribute in (("dr_events_queue_url", "", "url"),
+                                          ("dr_events_dead_letter_queue_name", "-dlq", "name")):  # fmt: skip
+            queue, _ = only(stack, "aws_sqs_queue", output, lambda b, s=suffix: b["name"] == f"{name}-dr-events{s}")
+            expected[output] = Stack.ref("aws_sqs_queue", queue, attribute)
     if config.sessions.enabled:
         table, _ = only(stack, "aws_dynamodb_table", f"{name}-sessions", lambda b: b["name"] == f"{name}-sessions")
         expected["sessions_table_name"] = Stack.ref("aws_dynamodb_table", table, "name")

@@ -318,7 +318,7 @@ def _log_delivery_scenarios(stack: Stack, found: dict[str, Policy]) -> Iterator[
     if logs is None:
         return
     yield from _alb_log_scenarios(logs)
-    if stack.resources("aws_ecs_cluster").keys() - stack.without_standby().resources("aws_ecs_cluster").keys():
+    if stack.under("dr_compute").resources("aws_lb"):
         (dr_region,) = {b["provider"] for b in stack.under("dr_compute").resources("aws_lb").values()}
         (dr_logs,) = [
             found[name]

@@ -139,7 +139,7 @@ class EnvironmentStack(TerraformStack):
         self.storage = self._storage()
         self._security()
         self.compute = self._compute()
-        self.dr_compute = self._dr_compute() if self._standby_serves else None
+        self.dr_compute = self._dr_compute() if self._standby else None
         self._publish_names()
         self.cdn = self._cdn()
         self.monitoring = self._monitoring()
@@ -430,11 +430,16 @@ class EnvironmentStack(TerraformStack):
         }
 
     @property
+    def _standby(self) -> bool:
+        """The pilot light's application tier: the compute module in the standby VPC, at zero tasks until failover."""
+        return self.config.dr.enabled and self.config.dr_networking is not None
+
+    @property
     def _standby_serves(self) -> bool:
-        """The pilot light's application tier: the compute module in the standby VPC, idle at zero tasks where
-        dr.standby_compute says so, else created by the failover (dr.active)."""
+        """... with its load balancers (and so its services, DNS names and web ACL): idle where dr.standby_compute
+        says so, else created by the failover (dr.active)."""
         dr = self.config.dr
-        return dr.enabled and self.config.dr_networking is not None and (dr.standby_compute or dr.active)
+        return self._standby and (dr.standby_compute or dr.active)
 
     def _images(self) -> ImageTags:
         return ImageTags(
@@ -550,13 +555,14 @@ class EnvironmentStack(TerraformStack):
             backends=self._dr_backends(),
             jwt_secret_arn=jwt_secret.replica_arn,
             jwt_secret_statements=jwt_secret.read_statements(replica=True),
-            web_acl_arn=self.web_acls["DR_REGIONAL"].arn,
+            web_acl_arn=self.web_acls["DR_REGIONAL"].arn if self._standby_serves else None,
             images=self._images(),
             standby=Standby(
                 provider=self.dr_provider,
                 repositories=self.compute.replica_repositories,
                 certificate=self.compute.certificate,
                 active=config.dr.active,
+                load_balancers=self._standby_serves,
             ),
             output_prefix="dr_",
         )
@@ -583,7 +589,7 @@ class EnvironmentStack(TerraformStack):
         )
         self.compute.publish(Failover("PRIMARY", self.config.region, check.health_check_id))
         if self.dr_compute is not None:
-            self.dr_compute.publish(Failover("SECONDARY", self.config.dr_region, None))
+            self.dr_compute.publish(Failover("SECONDARY", self.config.dr_region, None))  # none without load balancers
 
     def _cdn(self) -> Cdn:
         config = self.config

@@ -107,6 +107,9 @@ class Standby:
     repositories: Mapping[str, Repository]  # the primary's ECR repositories' replicas in this region
     certificate: Certificate | None  # the primary's: the same names, proven by the same validation records
     active: bool
+    # False: no load balancers yet, hence no services, DNS names or web ACL (what costs while idle); the cluster, task
+    # definitions, roles, queues, log groups, groups and certificate stand ready (free). The failover creates the rest.
+    load_balancers: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class Compute(Construct):
         backends: Backends,
         jwt_secret_arn: str,  # the JWT secret (or its replica in this region)
         jwt_secret_statements: Sequence[Statement],  # what reading it takes (ECS injects it)
-        web_acl_arn: str,  # the REGIONAL web ACL (of the module's region), for the public load balancer
+        web_acl_arn: str | None,  # the REGIONAL web ACL of the module's region (None: no load balancers yet)
         images: ImageTags,
         image_replicas: ImageReplicas | None = None,  # default: images only in the primary region
         standby: Standby | None = None,  # default: the serving region's compute
@@ -160,6 +163,7 @@ class Compute(Construct):
         self._output_prefix = output_prefix
         self.standby = standby
         idle = standby is not None and not standby.active
+        self.serving = standby is None or standby.load_balancers  # load balancers, services, DNS names
         if standby is not None:
             use_provider(self, standby.provider)
             # Training waits for the primary region; idle, no task runs and nothing scales.
@@ -209,32 +213,13 @@ class Compute(Construct):
         self.cluster.use_capacity_providers([self.gpu.capacity_provider_name] if self.gpu else [])
 
         certificate_arn, self._ml_host = self._certificate()
-        self.public_lb = self._load_balancer(
-            "public_lb", "api", config.api, network, storage, certificate_arn, disposable, internal=False,
-            web_acl_arn=web_acl_arn,
-        )  # fmt: skip
-        if config.load_balancer.ingress == "cloudfront":
-            origin_facing = DataAwsEc2ManagedPrefixList(self, "cloudfront_origin_facing", name=CLOUDFRONT_PREFIX_LIST)
-            self.public_lb.admit("from_cloudfront", description="CloudFront only", prefix_list_id=origin_facing.id)
+        if self.serving:
+            assert web_acl_arn is not None, "a public load balancer is never without its web ACL"
+            ml_url = self._load_balancers(network, storage, certificate_arn, disposable, web_acl_arn)
         else:
-            self.public_lb.admit("from_internet", description="Clients on the internet", cidr=ANYWHERE)
-        self.internal_lb = self._load_balancer(
-            "internal_lb", "ml", config.ml, network, storage, certificate_arn, disposable, internal=True
-        )
-        ml_url = f"{'https' if self.internal_lb.https else 'http'}://{self._ml_host or self.internal_lb.dns_name}"
-
-        self.ml_security_group = self._ml_security_group(network.vpc_id)
-        app = network.application_security_group_id
-        flows = {
-            "public_lb_to_api": (self.public_lb.security_group.id, app, config.api.container_port,
-                                 "API requests: public load balancer to the API tasks"),
-            "api_to_internal_lb": (app, self.internal_lb.security_group.id, self.internal_lb.port,
-                                   "ML requests: API tasks to the internal load balancer"),
-            "internal_lb_to_ml": (self.internal_lb.security_group.id, self.ml_security_group.id,
-                                  config.ml.container_port, "ML requests: internal load balancer to the ML tasks"),
-        }  # fmt: skip
-        for flow, (source, destination, port, description) in flows.items():
-            allow(self, flow, source=source, destination=destination, port=port, description=description)
+            # The name the certificate covers, which the failover's internal load balancer will answer.
+            assert self._ml_host is not None, "a standby without load balancers needs the load balancers' domain"
+            ml_url = f"https://{self._ml_host}"
 
         self.events = EventProcessing(
             self,
@@ -341,6 +326,42 @@ class Compute(Construct):
             return self.certificate.arn, ml_host
         return None, None
 
+    def _load_balancers(
+        self,
+        network: NetworkOutputs,
+        storage: StorageOutputs,
+        certificate_arn: str | None,
+        disposable: bool,
+        web_acl_arn: str,
+    ) -> str:
+        """Both load balancers and the flows through them; the URL the API calls the ML service at."""
+        config = self._config
+        self.public_lb = self._load_balancer(
+            "public_lb", "api", config.api, network, storage, certificate_arn, disposable, internal=False,
+            web_acl_arn=web_acl_arn,
+        )  # fmt: skip
+        if config.load_balancer.ingress == "cloudfront":
+            origin_facing = DataAwsEc2ManagedPrefixList(self, "cloudfront_origin_facing", name=CLOUDFRONT_PREFIX_LIST)
+            self.public_lb.admit("from_cloudfront", description="CloudFront only", prefix_list_id=origin_facing.id)
+        else:
+            self.public_lb.admit("from_internet", description="Clients on the internet", cidr=ANYWHERE)
+        self.internal_lb = self._load_balancer(
+            "internal_lb", "ml", config.ml, network, storage, certificate_arn, disposable, internal=True
+        )
+        self.ml_security_group = self._ml_security_group(network.vpc_id)
+        app = network.application_security_group_id
+        flows = {
+            "public_lb_to_api": (self.public_lb.security_group.id, app, config.api.container_port,
+                                 "API requests: public load balancer to the API tasks"),
+            "api_to_internal_lb": (app, self.internal_lb.security_group.id, self.internal_lb.port,
+                                   "ML requests: API tasks to the internal load balancer"),
+            "internal_lb_to_ml": (self.internal_lb.security_group.id, self.ml_security_group.id,
+                                  config.ml.container_port, "ML requests: internal load balancer to the ML tasks"),
+        }  # fmt: skip
+        for flow, (source, destination, port, description) in flows.items():
+            allow(self, flow, source=source, destination=destination, port=port, description=description)
+        return f"{'https' if self.internal_lb.https else 'http'}://{self._ml_host or self.internal_lb.dns_name}"
+
     def publish(self, failover: Failover | None = None) -> None:
         """The API's and the ML service's names in DNS, on the load balancers (when a certificate covers them).
 
@@ -349,7 +370,7 @@ class Compute(Construct):
         region answers while the primary's check fails, so CloudFront follows without a change of its own.
         """
         lb = self._config.load_balancer
-        if self.certificate is None or not lb.domain_name or not self._ml_host:
+        if self.certificate is None or not lb.domain_name or not self._ml_host or not self.serving:
             return
         zone_id = self.certificate.zone_id
         routing = (
@@ -474,8 +495,8 @@ class Compute(Construct):
             image_tag=image_tag,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.application_security_group_id,
-            target_group_arn=self.public_lb.target_group_arn,
-            listener=self.public_lb.listener,
+            target_group_arn=self.public_lb.target_group_arn if self.serving else None,
+            listener=self.public_lb.listener if self.serving else None,
             environment=environment,
             secrets={"JWT_SECRET": jwt_secret[0]},
             execution_statements=jwt_secret[1],
@@ -487,7 +508,7 @@ class Compute(Construct):
             region=region,
             account_id=self._account_id,
         )
-        if config.api.autoscaling.enabled:
+        if config.api.autoscaling.enabled and self.serving:
             api.autoscale(
                 cluster_name=self.cluster.name,
                 request_label=f"{self.public_lb.arn_suffix}/{self.public_lb.target_group_arn_suffix}",
@@ -512,9 +533,9 @@ class Compute(Construct):
             repository=self.repositories["ml"],
             image_tag=image_tag,
             subnet_ids=network.private_subnet_ids,
-            security_group_id=self.ml_security_group.id,
-            target_group_arn=self.internal_lb.target_group_arn,
-            listener=self.internal_lb.listener,
+            security_group_id=self.ml_security_group.id if self.serving else None,
+            target_group_arn=self.internal_lb.target_group_arn if self.serving else None,
+            listener=self.internal_lb.listener if self.serving else None,
             environment={"MODELS_BUCKET": storage.bucket_names["ml-artifacts"]},
             secrets={},
             execution_statements=[],
@@ -526,7 +547,7 @@ class Compute(Construct):
             region=self._region,
             account_id=self._account_id,
         )
-        if config.ml.autoscaling.enabled:
+        if config.ml.autoscaling.enabled and self.serving:
             ml.autoscale(
                 cluster_name=self.cluster.name,
                 request_label=f"{self.internal_lb.arn_suffix}/{self.internal_lb.target_group_arn_suffix}",
@@ -601,7 +622,9 @@ class Compute(Construct):
 
     def _export_standby(self, ml_url: str) -> None:
         """What failover.sh starts the standby's services with (prefixed: the stack's other outputs are the
-        primary's)."""
+        primary's); nothing before it has services."""
+        if not self.serving:
+            return
         p = self._output_prefix
         export(
             self,

@@ -70,9 +70,10 @@ class FargateService(Construct):
         repository: Repository,
         image_tag: str,  # a reference to the Terraform variable CI sets
         subnet_ids: Sequence[str],
-        security_group_id: str,
-        target_group_arn: str,
-        listener: TerraformResource,  # the target group must be attached before the service registers tasks
+        security_group_id: str | None,  # the tasks' group (None: no service yet, see target_group_arn)
+        # None: no service yet, only what it will run (the DR region's standby before its load balancers exist)
+        target_group_arn: str | None,
+        listener: TerraformResource | None,  # the target group must be attached before the service registers tasks
         environment: Mapping[str, str],
         secrets: Mapping[str, str],  # environment variable -> secret ARN (injected by the execution role)
         execution_statements: Sequence[Statement],  # e.g. reading those secrets
@@ -150,6 +151,12 @@ class FargateService(Construct):
             # Old revisions stay registered, so a rollback to a previous image can use them.
             skip_destroy=True,
         )
+        self.tracing_name = name  # AWS_XRAY_TRACING_NAME: known at synth, unlike the service's name attribute
+        self.scaling: AppautoscalingTarget | None = None
+        self.service: EcsService | None = None
+        self.name = name
+        if target_group_arn is None or listener is None or security_group_id is None:
+            return
         spot = config.fargate_spot_percent
         self.service = EcsService(
             self,
@@ -183,8 +190,6 @@ class FargateService(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["task_definition", "desired_count"]),
         )
         self.name = self.service.name
-        self.tracing_name = name  # AWS_XRAY_TRACING_NAME: known at synth, unlike the service's name attribute
-        self.scaling: AppautoscalingTarget | None = None
 
     @staticmethod
     def _capacity(spot_percent: int) -> list[EcsServiceCapacityProviderStrategy]:
@@ -268,6 +273,7 @@ class FargateService(Construct):
         """Target tracking on CPU, memory and requests per task, within the configured bounds."""
         scaling = self._config.autoscaling
         assert scaling.enabled and scaling.min_capacity and scaling.max_capacity  # config.py requires them
+        assert self.service is not None, "a service to scale"
         self.scaling = AppautoscalingTarget(
             self,
             "scaling_target",
