@@ -464,10 +464,11 @@ class DrConfig:
     # The cache as an ElastiCache Global Datastore with a secondary in dr_region (one node per shard, the primary's
     # node type); default: off (the cache is not copied: see docs/DEPLOYMENT.md, "Regional failover").
     cache_replica: bool = False
-    # The application tier stands idle in the standby VPC (the compute module at zero tasks, its load balancers and
-    # DNS names ready): a failover then needs neither IAM nor Route 53, whose control planes are in us-east-1, and
-    # no load balancer to create (+~$52/month: two load balancers, two public addresses, a web ACL). Default: off, the
-    # application tier is created by the failover (docs/DEPLOYMENT.md, "The application tier").
+    # The application tier's load balancers stand idle in the standby VPC too (with the services at zero tasks, the
+    # DNS names and the web ACL): a failover then needs no Route 53 call (its control plane is in us-east-1) and no
+    # load balancer to create (+~$52/month: two load balancers, two public addresses, a web ACL). Default: off, only
+    # what costs nothing stands ready (roles, task definitions, queues, certificate: docs/DEPLOYMENT.md, "The
+    # application tier").
     standby_compute: bool = False
     # Failed over: dr_region serves. The promoted replica is the database (behind its own RDS Proxy) and the standby
     # VPC gets the primary's NAT gateways and VPC endpoints. failover.sh sets it after promoting the replica;
