@@ -95,7 +95,9 @@ class Storage(Construct):
         self.dr_logs = self._logs_bucket(
             "dr_logs",
             f"{prefix}-logs-{dr_region}-{account}",
-            (lambda arn: self._alb_log_statements(arn, dr_provider)) if dr_load_balancer_logs else (lambda arn: []),
+            (lambda arn: self._alb_log_statements(arn, "dr_", dr_provider))
+            if dr_load_balancer_logs
+            else (lambda arn: []),
             provider=dr_provider,
         )
 
@@ -118,9 +120,9 @@ class Storage(Construct):
                 self.replicas[bucket_name] = replica
                 self._replicate(construct_id, bucket, replica, bucket_key, dr_key)
 
-        self.outputs = self._outputs(self.buckets, self.logs)
+        self.outputs = self._outputs(self.buckets, self.logs, replicas=self.replicas)
         # The DR region's view: the replicas under their buckets' names, and the DR logs bucket.
-        self.dr_outputs = self._outputs(self.replicas, self.dr_logs)
+        self.dr_outputs = self._outputs(self.replicas, self.dr_logs, replicas={})
         export(
             self,
             {
@@ -132,11 +134,13 @@ class Storage(Construct):
             },
         )
 
-    def _outputs(self, buckets: dict[str, SecureBucket], logs: SecureBucket) -> StorageOutputs:
+    def _outputs(
+        self, buckets: dict[str, SecureBucket], logs: SecureBucket, *, replicas: dict[str, SecureBucket]
+    ) -> StorageOutputs:
         return StorageOutputs(
             bucket_names={name: b.name for name, b in buckets.items()},
             bucket_arns={name: b.arn for name, b in buckets.items()},
-            replica_bucket_arns={name: b.arn for name, b in self.replicas.items()} if buckets is self.buckets else {},
+            replica_bucket_arns={name: b.arn for name, b in replicas.items()},
             logs_bucket_name=logs.name,
             logs_bucket_arn=logs.arn,
             logs_bucket_policy=logs.policy,
@@ -254,11 +258,12 @@ class Storage(Construct):
             },
         )
 
-    def _alb_log_statements(self, bucket_arn: str, provider: TerraformProvider | None = None) -> list[Statement]:
-        """What the load balancers of the bucket's region need to write their access logs under alb/."""
-        elb_account = DataAwsElbServiceAccount(
-            self, "dr_elb_service_account" if provider else "elb_service_account", provider=provider
-        )
+    def _alb_log_statements(
+        self, bucket_arn: str, id_prefix: str = "", provider: TerraformProvider | None = None
+    ) -> list[Statement]:
+        """What the load balancers of the bucket's region (its provider's) need to write their access logs under
+        alb/."""
+        elb_account = DataAwsElbServiceAccount(self, f"{id_prefix}elb_service_account", provider=provider)
         logs = f"{bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{self._account_id}/*"
         return [
             # Regions opened before August 2022 deliver as the regional ELB account, newer ones as the service.

@@ -41,7 +41,7 @@ from roi_tf.modules.compute.events import EventProcessing
 from roi_tf.modules.compute.gpu import GpuCapacity
 from roi_tf.modules.compute.load_balancer import LoadBalancer
 from roi_tf.modules.compute.registry import Repository
-from roi_tf.modules.compute.service import FargateService
+from roi_tf.modules.compute.service import FargateService, Placement
 from roi_tf.modules.exports import export
 from roi_tf.modules.firewall import ANYWHERE, allow, https_out_group
 from roi_tf.modules.networking import NetworkOutputs
@@ -373,24 +373,8 @@ class Compute(Construct):
         if self.certificate is None or not lb.domain_name or not self._ml_host or not self.serving:
             return
         zone_id = self.certificate.zone_id
-        routing = (
-            {
-                "set_identifier": failover.region,
-                "failover_routing_policy": Route53RecordFailoverRoutingPolicy(type=failover.role),
-                "health_check_id": failover.health_check_id,
-            }
-            if failover
-            else {}
-        )
-        for record, name, target in (
-            ("api_record", lb.domain_name, self.public_lb),
-            ("ml_record", self._ml_host, self.internal_lb),
-        ):
-            if failover is None and target is self.internal_lb:
-                Route53Record(
-                    self, record, zone_id=zone_id, name=name, type="CNAME", ttl=300, records=[target.dns_name]
-                )
-                continue
+
+        def alias(record: str, name: str, target: LoadBalancer, **routing: object) -> None:
             # An alias, so Route 53 judges the load balancer's target health (no targets: unhealthy).
             Route53Record(
                 self,
@@ -401,6 +385,21 @@ class Compute(Construct):
                 alias=Route53RecordAlias(name=target.dns_name, zone_id=target.zone_id, evaluate_target_health=True),
                 **routing,
             )
+
+        if failover is None:
+            alias("api_record", lb.domain_name, self.public_lb)
+            ml_dns = self.internal_lb.dns_name
+            Route53Record(
+                self, "ml_record", zone_id=zone_id, name=self._ml_host, type="CNAME", ttl=300, records=[ml_dns]
+            )
+            return
+        routing = {
+            "set_identifier": failover.region,
+            "failover_routing_policy": Route53RecordFailoverRoutingPolicy(type=failover.role),
+            "health_check_id": failover.health_check_id,
+        }
+        alias("api_record", lb.domain_name, self.public_lb, **routing)
+        alias("ml_record", self._ml_host, self.internal_lb, **routing)
 
     # --- services ----------------------------------------------------------------------------------
 
@@ -494,9 +493,11 @@ class Compute(Construct):
             repository=self.repositories["api"],
             image_tag=image_tag,
             subnet_ids=network.private_subnet_ids,
-            security_group_id=network.application_security_group_id,
-            target_group_arn=self.public_lb.target_group_arn if self.serving else None,
-            listener=self.public_lb.listener if self.serving else None,
+            placement=Placement(
+                network.application_security_group_id, self.public_lb.target_group_arn, self.public_lb.listener
+            )
+            if self.serving
+            else None,
             environment=environment,
             secrets={"JWT_SECRET": jwt_secret[0]},
             execution_statements=jwt_secret[1],
@@ -508,7 +509,7 @@ class Compute(Construct):
             region=region,
             account_id=self._account_id,
         )
-        if config.api.autoscaling.enabled and self.serving:
+        if config.api.autoscaling.enabled and api.service is not None:
             api.autoscale(
                 cluster_name=self.cluster.name,
                 request_label=f"{self.public_lb.arn_suffix}/{self.public_lb.target_group_arn_suffix}",
@@ -533,9 +534,9 @@ class Compute(Construct):
             repository=self.repositories["ml"],
             image_tag=image_tag,
             subnet_ids=network.private_subnet_ids,
-            security_group_id=self.ml_security_group.id if self.serving else None,
-            target_group_arn=self.internal_lb.target_group_arn if self.serving else None,
-            listener=self.internal_lb.listener if self.serving else None,
+            placement=Placement(self.ml_security_group.id, self.internal_lb.target_group_arn, self.internal_lb.listener)
+            if self.serving
+            else None,
             environment={"MODELS_BUCKET": storage.bucket_names["ml-artifacts"]},
             secrets={},
             execution_statements=[],
@@ -547,7 +548,7 @@ class Compute(Construct):
             region=self._region,
             account_id=self._account_id,
         )
-        if config.ml.autoscaling.enabled and self.serving:
+        if config.ml.autoscaling.enabled and ml.service is not None:
             ml.autoscale(
                 cluster_name=self.cluster.name,
                 request_label=f"{self.internal_lb.arn_suffix}/{self.internal_lb.target_group_arn_suffix}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cdktf import TerraformResource, TerraformResourceLifecycle
@@ -56,6 +57,16 @@ def xray_statement() -> Statement:
     )
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a service's tasks take traffic: their security group, and the target group of the load balancer in
+    front with its listener (the target group must be attached before the service registers tasks)."""
+
+    security_group_id: str
+    target_group_arn: str
+    listener: TerraformResource
+
+
 class FargateService(Construct):
     """One service of the cluster, in the private subnets, behind its load balancer's target group."""
 
@@ -70,10 +81,8 @@ class FargateService(Construct):
         repository: Repository,
         image_tag: str,  # a reference to the Terraform variable CI sets
         subnet_ids: Sequence[str],
-        security_group_id: str | None,  # the tasks' group (None: no service yet, see target_group_arn)
         # None: no service yet, only what it will run (the DR region's standby before its load balancers exist)
-        target_group_arn: str | None,
-        listener: TerraformResource | None,  # the target group must be attached before the service registers tasks
+        placement: Placement | None,
         environment: Mapping[str, str],
         secrets: Mapping[str, str],  # environment variable -> secret ARN (injected by the execution role)
         execution_statements: Sequence[Statement],  # e.g. reading those secrets
@@ -155,7 +164,7 @@ class FargateService(Construct):
         self.scaling: AppautoscalingTarget | None = None
         self.service: EcsService | None = None
         self.name = name
-        if target_group_arn is None or listener is None or security_group_id is None:
+        if placement is None:
             return
         spot = config.fargate_spot_percent
         self.service = EcsService(
@@ -167,11 +176,13 @@ class FargateService(Construct):
             desired_count=config.desired_count,
             capacity_provider_strategy=self._capacity(spot),
             network_configuration=EcsServiceNetworkConfiguration(
-                subnets=list(subnet_ids), security_groups=[security_group_id], assign_public_ip=False
+                subnets=list(subnet_ids), security_groups=[placement.security_group_id], assign_public_ip=False
             ),
             load_balancer=[
                 EcsServiceLoadBalancer(
-                    target_group_arn=target_group_arn, container_name="app", container_port=config.container_port
+                    target_group_arn=placement.target_group_arn,
+                    container_name="app",
+                    container_port=config.container_port,
                 )
             ],
             health_check_grace_period_seconds=config.health_check_grace_period_seconds,
@@ -185,7 +196,7 @@ class FargateService(Construct):
             # A changed capacity provider strategy (fargate_spot_percent) is then updated in place, as a rolling
             # deployment; without it the provider replaces the service, an outage.
             force_new_deployment=True,
-            depends_on=[listener],
+            depends_on=[placement.listener],
             # CI deploys new task definitions and auto-scaling moves the count: Terraform must not undo either.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["task_definition", "desired_count"]),
         )
