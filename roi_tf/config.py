@@ -474,6 +474,9 @@ class DrConfig:
     # VPC gets the primary's NAT gateways and VPC endpoints. failover.sh sets it after promoting the replica;
     # default: off (the pilot light stands idle).
     active: bool = False
+    # Failing back (scripts/failback-database.sh): the primary region's database is a cross-region replica of the
+    # promoted one in dr_region, catching up until the cut-over promotes it; needs active. Default: off.
+    failback_replica: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -812,6 +815,12 @@ class _Loader:
                     f"{', '.join(supported['families'])}, size {supported['min_size']} and above; "
                     f"{supported['source_global']})",
                 )
+        if dr.failback_replica and not dr.active:
+            self.problem(
+                "$.dr.failback_replica",
+                "needs dr.active: the primary region's database replicates from the promoted one in dr_region, "
+                "which exists only failed over",
+            )
         if dr.state_bucket == state.bucket:
             self.problem("$.dr.state_bucket", "must differ from state.bucket: it is the state's copy in dr_region")
         # What the pilot light stands on: the standby VPC with the database replica, and replicated backups.

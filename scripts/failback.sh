@@ -18,20 +18,12 @@ require_terraform
 require_aws "$env_name"
 
 region="${fact[region]}" dr="${fact[dr_region]}" key="${fact[state_key]}" bucket="${fact[state_bucket]}"
-copy="s3://${fact[dr_state_bucket]}/$key" primary="s3://$bucket/$key"
+primary="s3://$bucket/$key"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-step "1/3 reading $env_name's state in $dr ($copy) and in $region ($primary)" "seconds"
-x "$AWS" s3 cp --region "$dr" "$copy" "$work/dr.tfstate" --only-show-errors ||
-  die "could not read the state's copy in $dr: nothing was changed"
-x "$AWS" s3 cp --region "$region" "$primary" "$work/primary.tfstate" --only-show-errors ||
-  die "could not read the state in $region (is the region back?): nothing was changed"
-if $DRY_RUN; then
-  verdict=copy digest="<md5 of the copy>" # printed, not run: show what a newer copy leads to
-else
-  read -r verdict digest < <(stackinfo state-compare "$work/dr.tfstate" "$work/primary.tfstate" || echo "failed -")
-fi
+step "1/3 reading $env_name's state in $dr (s3://${fact[dr_state_bucket]}/$key) and in $region ($primary)" "seconds"
+state_order "$work"
 case "$verdict" in
   copy) info "the copy in $dr is newer than the state in $region (applied during the outage): it goes back" ;;
   current) info "both regions hold the same state: nothing to copy" ;;

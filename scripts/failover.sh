@@ -17,6 +17,8 @@ usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 runbook_args usage --accept-data-loss "$@"
 accept_data_loss="$flag_given"
+[[ "${fact[failback_replica]}" != true ]] ||
+  die "$env_name's database is failing back to ${fact[region]} (dr.failback_replica is true): finish that with scripts/failback-database.sh $env_name first"
 replica="${fact[dr_database]}" # the DR replica (or, once failed over, the promoted database)
 [[ "$replica" != - ]] || die "$env_name has no database replica in its DR region: nothing to promote"
 dr="${fact[dr_region]}"
@@ -83,7 +85,7 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
   x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
 
   step "3/8 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
-  x stackinfo set-dr-active "$ENVIRONMENTS_DIR" "$env_name" true ||
+  x stackinfo set-dr "$ENVIRONMENTS_DIR" "$env_name" active=true ||
     die "$replica is promoted, but dr.active could not be set: set \"active\": true in the dr section of environments/$env_name.json by hand and run this again (it resumes at step 4/8)"
 
   synth_failed_over

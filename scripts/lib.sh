@@ -351,6 +351,100 @@ check_api_answers() {
   done
 }
 
+# retire_databases ENV CURRENT TARGET STAMP: failback-database.sh's state surgery, before TARGET (a synthesized
+# stack) is applied over the state of CURRENT (the stack it replaces): what stackinfo retire lists, in its order.
+# Each RDS Proxy target on a retired instance is deregistered; each retired instance is renamed
+# <identifier>-retired-STAMP (its data and deletion protection kept, its log exports off: it is deleted by hand) and
+# waited for; a Redis TARGET no longer has (the DR region's, made by the failover) is deleted with a final snapshot
+# <id>-final-STAMP; then Terraform forgets them and every protected resource TARGET no longer has (terraform state
+# rm: Terraform destroys none of them). Sets retired_instances ("<region> <new identifier>" each) and forgotten ("<address>: <what
+# it holds>" each) for the closing advice.
+retire_databases() {
+  local env="$1" current="$2" target="$3" stamp="$4" action rest region name identifier addresses=()
+  declare -ga retired_instances=() forgotten=()
+  while read -r action rest; do
+    case "$action" in
+      deregister)
+        read -r region name identifier <<<"$rest"
+        x "$AWS" rds deregister-db-proxy-targets --region "$region" --db-proxy-name "$name" \
+          --db-instance-identifiers "$identifier" ||
+          die "could not take $identifier out of RDS Proxy $name in $region: nothing was renamed or forgotten"
+        ;;
+      rename)
+        read -r region name <<<"$rest"
+        x "$AWS" rds modify-db-instance --region "$region" --db-instance-identifier "$name" \
+          --new-db-instance-identifier "$name-retired-$stamp" --apply-immediately \
+          --cloudwatch-logs-export-configuration '{"DisableLogTypes": ["postgresql", "upgrade"]}' \
+          --query DBInstance.DBInstanceStatus --output text >&2 ||
+          die "could not rename $name in $region: rename it to $name-retired-$stamp by hand (aws rds modify-db-instance --new-db-instance-identifier), then run this again"
+        x "$AWS" rds wait db-instance-available --region "$region" --db-instance-identifier "$name-retired-$stamp" ||
+          die "$name-retired-$stamp in $region is not available after its rename (aws rds describe-db-instances)"
+        retired_instances+=("$region $name-retired-$stamp")
+        ;;
+      delete-cache)
+        read -r region name <<<"$rest"
+        x "$AWS" elasticache delete-replication-group --region "$region" --replication-group-id "$name" \
+          --final-snapshot-identifier "$name-final-$stamp" --query ReplicationGroup.Status --output text >&2 ||
+          die "could not delete $name in $region with its final snapshot (aws elasticache delete-replication-group): nothing was forgotten; run this again"
+        x "$AWS" elasticache wait replication-group-deleted --region "$region" --replication-group-id "$name" ||
+          die "$name in $region is not deleted yet (aws elasticache describe-replication-groups): run this again once it is"
+        info "$name in $region deleted; what it held is in snapshot $name-final-$stamp"
+        ;;
+      forget)
+        info "Terraform forgets ${rest%% *}: ${rest#* }"
+        addresses+=("${rest%% *}")
+        forgotten+=("${rest%% *}: ${rest#* }")
+        ;;
+      *) die "could not read what to retire (stackinfo retire failed: see above)" ;;
+    esac
+  done < <(stackinfo retire "$current" "$target" || echo "failed -")
+  [[ ${#addresses[@]} -eq 0 ]] || tf "$env" state rm "${addresses[@]}"
+}
+
+# wait_replica_lag REGION INSTANCE SECONDS: until the replica INSTANCE's ReplicaLag (Maximum over the last 2 minutes)
+# is at most SECONDS, polled every LAG_POLL_SECONDS (60) up to LAG_POLLS (30) times; dies when it never is.
+wait_replica_lag() {
+  local region="$1" instance="$2" most="$3" poll lag start end
+  for ((poll = 1; poll <= ${LAG_POLLS:-30}; poll++)); do
+    read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
+now = d.datetime.now(d.timezone.utc)
+print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=2), now)))')
+    lag="$(x "$AWS" cloudwatch get-metric-statistics --region "$region" --namespace AWS/RDS --metric-name ReplicaLag \
+      --dimensions "Name=DBInstanceIdentifier,Value=$instance" --statistics Maximum --period 60 \
+      --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)" || lag=unreadable
+    $DRY_RUN && return 0
+    if [[ "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]] &&
+      "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$most"; then
+      info "$instance in $region is ${lag} s behind (at most $most s)"
+      return 0
+    fi
+    info "$instance in $region is '${lag}' s behind, waiting for at most $most s ($poll/${LAG_POLLS:-30})"
+    [[ "$poll" == "${LAG_POLLS:-30}" ]] || sleep "${LAG_POLL_SECONDS:-60}"
+  done
+  die "$instance in $region did not come within $most s of its source (aws cloudwatch get-metric-statistics ReplicaLag; its events: aws rds describe-events --source-identifier $instance)"
+}
+
+# stop_dr_writers ENV: failback-database.sh's write freeze in the DR region, which serves: its services to zero
+# tasks and its event processor to zero concurrency (its messages wait in its queue), then the services' wait.
+stop_dr_writers() {
+  local env="$1" outputs cluster api ml function region="${fact[dr_region]}"
+  outputs="$(stack_outputs "$env" dr_ecs_cluster_name dr_api_service_name dr_ml_service_name \
+    dr_event_processor_function_name)"
+  read -r cluster api ml function < <("$ROOT/.venv/bin/python" -c 'import json, sys
+value = {name: output["value"] for name, output in json.load(sys.stdin).items()}
+print(*(value[name] for name in sys.argv[1:]))' dr_ecs_cluster_name dr_api_service_name dr_ml_service_name \
+    dr_event_processor_function_name <<<"$outputs") ||
+    die "could not read the DR region's services from $env's outputs (terraform output -json in cdktf.out/stacks/$env)"
+  for service in "$api" "$ml"; do
+    x "$AWS" ecs update-service --region "$region" --cluster "$cluster" --service "$service" --desired-count 0 \
+      --query service.serviceName --output text >&2 || die "could not stop $service in $region (aws ecs update-service)"
+  done
+  x "$AWS" lambda put-function-concurrency --region "$region" --function-name "$function" \
+    --reserved-concurrent-executions 0 >&2 || die "could not pause $function in $region (aws lambda put-function-concurrency)"
+  x "$AWS" ecs wait services-stable --region "$region" --cluster "$cluster" --services "$api" "$ml" ||
+    die "the services $api $ml in $region did not stop (aws ecs describe-services --region $region --cluster $cluster)"
+}
+
 # step NAME USUAL: announce a step of a runbook script and what AWS usually takes for it (docs/DEPLOYMENT.md sums
 # each script's steps).
 step() { info "$1 (usually $2)"; }
@@ -392,6 +486,24 @@ read_failover_facts() {
   local name value
   while read -r name value; do fact[$name]="$value"; done < <(stackinfo failover "$ENVIRONMENTS_DIR" "$1" || echo "failed -")
   [[ -z "${fact[failed]:-}" ]] || die "could not read $1's configuration (the problems are above)"
+}
+
+# state_order WORKDIR: which copy of the environment's Terraform state is newer (after read_failover_facts): reads
+# both (the DR region's copy and the primary region's) into WORKDIR and sets verdict ("copy": the DR copy is newer,
+# "current": both the same, "primary-newer") and digest (the DR copy's MD5); dies when either is unreadable or the
+# two cannot be ordered. Under --dry-run: the reads printed, verdict "copy".
+# shellcheck disable=SC2034 # verdict and digest are read by the scripts that call this
+state_order() {
+  local work="$1" key="${fact[state_key]}"
+  x "$AWS" s3 cp --region "${fact[dr_region]}" "s3://${fact[dr_state_bucket]}/$key" "$work/dr.tfstate" --only-show-errors ||
+    die "could not read the state's copy in ${fact[dr_region]}: nothing was changed"
+  x "$AWS" s3 cp --region "${fact[region]}" "s3://${fact[state_bucket]}/$key" "$work/primary.tfstate" --only-show-errors ||
+    die "could not read the state in ${fact[region]} (is the region back?): nothing was changed"
+  if $DRY_RUN; then
+    verdict=copy digest="<md5 of the copy>" # printed, not run: show what a newer copy leads to
+  else
+    read -r verdict digest < <(stackinfo state-compare "$work/dr.tfstate" "$work/primary.tfstate" || echo "failed -")
+  fi
 }
 
 # require_promoted REGION INSTANCE [STATUS]: INSTANCE in REGION replicates from nothing (a promoted, standalone

@@ -184,12 +184,24 @@ def _failed_over_variants(scratch: Path, configs: dict[str, EnvironmentConfig]) 
     }
 
 
+def _failing_back(scratch: Path, _: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+    """prod during the database's failback: dr.active and dr.failback_replica set in a copy of its file, as
+    failback-database.sh sets them (stackinfo set-dr), and loaded as its synth loads it."""
+    from roi_tf.tools.stackinfo import set_dr
+
+    shutil.copytree(REPO / "environments", scratch)
+    for switch in ("active", "failback_replica"):
+        set_dr(scratch / "prod.json", switch, True)
+    return load_environments(["prod"], scratch)
+
+
 # The synths the session shares (name -> the configurations to synthesize, given a scratch directory and the shipped
 # configurations): each is made once per run, by whichever worker gets to it first.
 SHARED_SYNTHS: dict[str, Callable[[Path, dict[str, EnvironmentConfig]], dict[str, EnvironmentConfig]]] = {
     "synth": lambda _, configs: configs,
     "variants": _failed_over_variants,
     "canary": lambda _, configs: {"canary": canary_config(configs["prod"])},
+    "failback": _failing_back,
 }
 
 
@@ -249,6 +261,14 @@ def variants(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, Enviro
 def failed_over(variants: dict[str, Stack]) -> Stack:
     """prod synthesized with dr.active: the DR region serves (docs/DEPLOYMENT.md, "Regional failover")."""
     return variants["prod"]
+
+
+@pytest.fixture(scope="session")
+def failing_back(tmp_path_factory: pytest.TempPathFactory, configs: dict[str, EnvironmentConfig]) -> Stack:
+    """prod while its database fails back (dr.failback_replica): us-east-1's instance replicates from the promoted
+    one in us-west-2 (docs/DEPLOYMENT.md, "Failing the database back")."""
+    path = synthesized_once(tmp_path_factory, "failback", configs) / "stacks" / "prod" / "cdk.tf.json"
+    return Stack("prod", path, json.loads(path.read_text()))
 
 
 @pytest.fixture(scope="session")

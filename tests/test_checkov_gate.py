@@ -129,14 +129,20 @@ def only(report: dict, directories: set[str]) -> dict:
     }
 
 
-def in_the_dr_region(stack: dict) -> dict:
-    """A stack with only the resources in its DR region: what failing over adds or changes (test_failed_over.py
-    shows every other resource is the standing stack's, scanned as such), for a scan that costs seconds less."""
-    resources = {
+def failover_and_failback_delta(stack: dict, failing_back: dict) -> dict:
+    """A stack with only the resources in its DR region, what failing over adds or changes (test_failed_over.py
+    shows every other resource is the standing stack's, scanned as such), and those of prod failing back that differ
+    from the failed-over prod's (its primary region's database: test_failing_back.py), under names of their own: for
+    a scan that costs seconds less than two more stacks."""
+    resources: dict[str, dict] = {
         rtype: kept
         for rtype, items in stack["resource"].items()
         if (kept := {name: body for name, body in items.items() if body.get("provider") == "aws.dr"})
     }
+    for rtype, items in failing_back["resource"].items():
+        for name, body in items.items():
+            if body != stack["resource"].get(rtype, {}).get(name):
+                resources.setdefault(rtype, {})[f"{name}_failing_back"] = body
     return {**stack, "resource": resources}
 
 
@@ -144,6 +150,7 @@ def in_the_dr_region(stack: dict) -> dict:
 def full_report(
     stacks: dict[str, Stack],
     failed_over: Stack,
+    failing_back: Stack,
     controls: tuple[Path, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict:
@@ -153,7 +160,8 @@ def full_report(
     unskipped = {without_skips(scope.config, tmp).read_text() for scope in SCOPES.values()}
     assert len(unskipped) == 1, "the scopes' configs differ beyond their skip lists: scan them separately"
     (tmp / FAILED_OVER).mkdir()
-    (tmp / FAILED_OVER / "cdk.tf.json").write_text(json.dumps(in_the_dr_region(failed_over.json)))
+    delta = failover_and_failback_delta(failed_over.json, failing_back.json)
+    (tmp / FAILED_OVER / "cdk.tf.json").write_text(json.dumps(delta))
     scanned = {**{name: stack.path for name, stack in stacks.items()}, FAILED_OVER: tmp / FAILED_OVER / "cdk.tf.json"}
     paths = [scanned[name] for scope in SCOPES.values() for name in scope.stacks] + list(controls)
     (report,) = run_checkov(without_skips(SCOPES["env"].config, tmp), paths)
@@ -195,6 +203,17 @@ def test_checkov_parsed_and_scanned_every_stack(scope_scan: Scan) -> None:
     assert not thin, f"fewer than {scope.min_passed_per_stack} passed checks: {thin}"
     # Every skip is the gate's own, from the reasoned config: checkov reports none as skipped by itself.
     assert report["results"]["skipped_checks"] == []
+
+
+def test_the_failed_over_scan_covers_the_failing_back_database(env_scan: Scan) -> None:
+    """The scan of prod failed over includes prod failing back's primary database (a replica of the promoted one):
+    checked for encryption, IAM authentication, logs and the rest like every other instance."""
+    passed = env_scan.checks("passed_checks")
+    scanned = {c["resource"] for c in passed if Path(c["file_path"]).parent.name == FAILED_OVER}
+    assert [r for r in scanned if r.startswith("aws_db_instance.") and r.endswith("_failing_back")]
+    # And the failed-over resources themselves: the promoted database, the new cache.
+    assert [r for r in scanned if r.startswith("aws_db_instance.") and not r.endswith("_failing_back")]
+    assert [r for r in scanned if r.startswith("aws_elasticache_replication_group.")]
 
 
 def test_checkov_reports_no_failed_check_outside_the_skip_list(scope_scan: Scan) -> None:

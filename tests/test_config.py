@@ -461,6 +461,14 @@ BAD_INPUTS: dict[str, tuple[str | tuple[str, ...], Callable[[dict], None] | None
             "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastores-Getting-Started.html)"
         ],
     ),
+    "failing back without being failed over": (
+        "prod",
+        lambda d: d["dr"].update(failback_replica=True),
+        [
+            "environments/prod.json: $.dr.failback_replica: needs dr.active: the primary region's database "
+            "replicates from the promoted one in dr_region, which exists only failed over"
+        ],
+    ),
     "prod keeps its state in staging's bucket, lock table and (as its DR copy) dev's bucket": (
         "prod",
         lambda d: (

@@ -436,7 +436,7 @@ def test_redis_delivers_slow_and_engine_logs_to_encrypted_groups(stack, config) 
     deliveries = {d["log_type"]: d for d in replication_group(stack)["log_delivery_configuration"]}
     assert deliveries.keys() == {"slow-log", "engine-log"}
     for log_type, delivery in deliveries.items():
-        group_name, group = stack.one(
+        group_name, group = stack.one_primary(
             "aws_cloudwatch_log_group", name=f"/roi-systems/{config.name}/elasticache/redis/{log_type}"
         )
         assert delivery["destination"] == Stack.ref("aws_cloudwatch_log_group", group_name, "name")

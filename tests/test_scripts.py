@@ -64,6 +64,7 @@ case "$1 $2" in
   "cloudwatch describe-alarms") echo "${FAKE_ALARMS_IN_ALARM:-}" ;;
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
+  "rds modify-db-instance") [[ -z "${FAKE_MODIFY_FAILS:-}" ]] || exit 254; echo modifying ;;
   "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH-AVAILABLE}" ;;
   "dynamodb put-item") [[ -z "${FAKE_PUT_ITEM_FAILS:-}" ]] || exit 254 ;;
   # S3 as a directory (FAKE_S3/<bucket>/<key>): s3 cp --region R SOURCE DESTINATION [options].
@@ -107,6 +108,7 @@ OUTPUTS = {
     "dr_ml_task_definition_arn": {
         "value": "arn:aws:ecs:us-west-2:222222222222:task-definition/roi-systems-ENV-dr-ml:5"
     },
+    "dr_event_processor_function_name": {"value": "roi-systems-ENV-dr-events"},
 }
 
 
@@ -1295,7 +1297,7 @@ def test_failover_dry_run_prints_every_step_and_runs_nothing(fake, shared_outdir
     terraform = f"terraform -chdir={shared_outdir}/stacks/prod"
     assert [line.split(" --start-time")[0] for line in printed] == [
         STS, LAG, *PROMOTED,
-        f"stackinfo set-dr-active {fake['ROI_TF_ENVIRONMENTS_DIR']} prod true",
+        f"stackinfo set-dr {fake['ROI_TF_ENVIRONMENTS_DIR']} prod active=true",
         f"python {REPO}/main.py --env prod --state dr --outdir {shared_outdir} --environments-dir "
         f"{fake['ROI_TF_ENVIRONMENTS_DIR']}",
         f"{terraform} init -reconfigure -input=false",
@@ -1311,10 +1313,10 @@ def documented_steps(script: str, heading: str, end: str) -> tuple[list[str], li
     """(the steps a runbook script announces, the (step, minutes) rows of its table in docs/DEPLOYMENT.md under
     ``heading``, that section's text)."""
     source = (REPO / "scripts" / script).read_text()
-    announced = sorted(set(re.findall(r'^\s*step "(\d/\d) ', source, flags=re.MULTILINE)))
+    announced = sorted(set(re.findall(r'^\s*step "(\d+/\d+) ', source, flags=re.MULTILINE)))
     docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
     section = docs.split(heading, 1)[1].split(end, 1)[0]
-    return announced, re.findall(r"^\| (\d/\d) \| .* \| (\d+) \|$", section, flags=re.MULTILINE), section
+    return announced, re.findall(r"^\| (\d+/\d+) \| .* \| (\d+) \|$", section, flags=re.MULTILINE), section
 
 
 def test_the_documented_failover_steps_are_the_scripts_and_add_up() -> None:
@@ -1459,5 +1461,235 @@ def test_failback_dry_run_prints_every_step_and_changes_nothing(fake, shared_out
 
 
 def test_the_documented_failback_steps_are_the_scripts() -> None:
-    announced, rows, _ = documented_steps("failback.sh", "### Failing back: `scripts/failback.sh prod`", "\n## ")
+    announced, rows, _ = documented_steps("failback.sh", "### Failing back: `scripts/failback.sh prod`", "\n### ")
     assert [step for step, _ in rows] == announced == ["1/3", "2/3", "3/3"]
+
+
+# --- failback-database.sh ---------------------------------------------------------------------------------------
+
+PRIMARY_DB = "roi-systems-prod-postgres"
+
+
+def failing_back_environments(tmp_path: Path, **switches: bool) -> Path:
+    """The scripts' environments with prod's dr switches set as the runbooks set them."""
+    from roi_tf.tools.stackinfo import set_dr
+
+    environments = write_environments(tmp_path / "environments")
+    for switch, value in switches.items():
+        set_dr(environments / "prod.json", switch, value)
+    return environments
+
+
+def dry_run_failback_database(fake, outdir: Path, tmp_path: Path, **switches: bool):
+    environments = failing_back_environments(tmp_path, **switches)
+    env = failover_env(fake, outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run("failback-database.sh", "prod", "--dry-run", env=env, secrets=False)
+    printed = [re.sub(r" --start-time \S+ --end-time \S+", "", line[2:])
+               for line in done.stderr.splitlines() if line.startswith("+ ")]  # fmt: skip
+    steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
+    return done, printed, steps, environments
+
+
+def lag_query(region: str, instance: str) -> str:
+    return (f"aws cloudwatch get-metric-statistics --region {region} --namespace AWS/RDS --metric-name ReplicaLag "
+            f"--dimensions Name=DBInstanceIdentifier,Value={instance} --statistics Maximum --period 60 "
+            "--query max\\(Datapoints\\[\\].Maximum\\) --output text")  # fmt: skip
+
+
+def shape_switched(terraform: str, environments: Path, outdir: Path, switches: str, stamp: str) -> list[str]:
+    """switch_shape, retire_shape under --dry-run: the switches set, the synth printed, the retirement's commands
+    with placeholders."""
+    return [
+        f"stackinfo set-dr {environments} prod {switches}",
+        f"python {REPO}/main.py --env prod --outdir {outdir} --environments-dir {environments}",
+        f"{terraform} init -input=false",
+        "aws rds deregister-db-proxy-targets --region <region> --db-proxy-name <proxy> --db-instance-identifiers "
+        "\\<each\\ instance\\ retired\\ that\\ a\\ proxy\\ targets\\>",
+        "aws rds modify-db-instance --region <region> --db-instance-identifier \\<each\\ instance\\ retired\\> "
+        f"--new-db-instance-identifier <it>-retired-{stamp} --apply-immediately",
+        "aws elasticache delete-replication-group --region <region> --replication-group-id \\<each\\ cache\\ the\\ "
+        f"new\\ shape\\ no\\ longer\\ has\\> --final-snapshot-identifier <it>-final-{stamp}",
+        f"{terraform} state rm \\<each\\ instance\\ retired\\,\\ and\\ each\\ protected\\ resource\\ the\\ new\\ shape"
+        "\\ no\\ longer\\ has\\>",
+    ]
+
+
+def test_failback_database_first_run_replicates_back_dry_run(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """Failed over (dr.active): the state's order, the promoted database checked, the switch, the stale primary
+    retired, the whole stack planned and applied, then the wait for the replica to come within the RPO."""
+    done, printed, steps, environments = dry_run_failback_database(fake, shared_outdir, tmp_path, active=True)
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == []
+    terraform = f"terraform -chdir={shared_outdir}/stacks/prod"
+    stamp = re.search(r"-retired-(\d{12}) ", done.stderr)[1]
+    assert printed[0] == f"python {REPO}/main.py --env prod --outdir {shared_outdir} --environments-dir {environments}"
+    assert without_workdir(printed[1:]) == [
+        STS, *reads(tmp_path),
+        f"aws rds describe-db-instances --region us-west-2 --db-instance-identifier {REPLICA} --query "
+        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        *shape_switched(terraform, environments, shared_outdir, "failback_replica=true", stamp),
+        f"{terraform} plan -input=false -out=failback-replica.tfplan",
+        f"{terraform} apply -input=false failback-replica.tfplan",
+        lag_query("us-east-1", PRIMARY_DB),
+    ]  # fmt: skip
+    assert steps == [f"{n}/10" for n in range(1, 6)]
+    assert "failback_replica" not in json.loads((environments / "prod.json").read_text())["dr"]
+
+
+def test_failback_database_second_run_cuts_over_dry_run(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """dr.failback_replica set: the DR region's writers stopped, the replica caught up to zero, promoted and made
+    Multi-AZ, both switches off, the DR database retired, the whole stack planned and applied, deploy.sh's checks."""
+    done, printed, steps, environments = dry_run_failback_database(
+        fake, shared_outdir, tmp_path, active=True, failback_replica=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls(fake, shared_outdir) == []
+    terraform = f"terraform -chdir={shared_outdir}/stacks/prod"
+    stamp = re.search(r"-retired-(\d{12}) ", done.stderr)[1]
+    dr = f"--region {DR_REGION} --cluster <dr_ecs_cluster_name>"
+    assert printed[1:] == [
+        STS, f"{terraform} output -json",
+        *(f"aws ecs update-service {dr} --service <dr_{s}_service_name> --desired-count 0 --query "
+          "service.serviceName --output text" for s in ("api", "ml")),
+        f"aws lambda put-function-concurrency --region {DR_REGION} --function-name <dr_event_processor_function_name> "
+        "--reserved-concurrent-executions 0",
+        f"aws ecs wait services-stable {dr} --services <dr_api_service_name> <dr_ml_service_name>",
+        lag_query("us-east-1", PRIMARY_DB),
+        f"aws rds promote-read-replica --region us-east-1 --db-instance-identifier {PRIMARY_DB} "
+        "--backup-retention-period 30",
+        f"aws rds wait db-instance-available --region us-east-1 --db-instance-identifier {PRIMARY_DB}",
+        f"aws rds describe-db-instances --region us-east-1 --db-instance-identifier {PRIMARY_DB} --query "
+        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        f"aws rds modify-db-instance --region us-east-1 --db-instance-identifier {PRIMARY_DB} --multi-az "
+        "--apply-immediately --query DBInstance.DBInstanceStatus --output text",
+        *shape_switched(terraform, environments, shared_outdir, "active=false failback_replica=false", stamp),
+        f"{terraform} plan -input=false -out=failback.tfplan",
+        f"{terraform} apply -input=false failback.tfplan",
+        f"{terraform} output -json",
+        "curl -fsS -o /dev/null --max-time 10 <cdn_url>/",
+        "aws ecs wait services-stable --region us-east-1 --cluster <ecs_cluster_name> --services <api_service_name> "
+        "<ml_service_name>",
+        "aws cloudwatch describe-alarms --region us-east-1 --alarm-name-prefix roi-systems-prod- --state-value "
+        "ALARM --query MetricAlarms[].AlarmName --output text",
+        f"aws rds describe-db-instances --region us-east-1 --db-instance-identifier {PRIMARY_DB} --query "
+        "DBInstances[0].DBInstanceStatus --output text",
+    ]  # fmt: skip
+    assert steps == [f"{n}/10" for n in range(6, 11)]
+
+
+@pytest.mark.parametrize(
+    ("script", "switches", "error"),
+    [
+        ("failback-database.sh", {}, "prod is not failed over (dr.active is false): its database is in us-east-1 "
+         "already"),
+        # The other way round: no failover (or its resumption) while the database is half way back.
+        ("failover.sh", {"active": True, "failback_replica": True}, "prod's database is failing back to us-east-1 "
+         "(dr.failback_replica is true): finish that with scripts/failback-database.sh prod first"),
+    ],
+    ids=["not-failed-over", "failover-while-failing-back"],
+)  # fmt: skip
+def test_the_runbooks_refuse_a_prod_in_the_wrong_shape(fake, shared_outdir, tmp_path, script, switches, error):
+    environments = failing_back_environments(tmp_path, **switches)
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run(script, "prod", "--confirm", "prod", env=env)
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == f"error: {error}"
+    assert calls(fake, shared_outdir) == []
+
+
+def test_retire_databases_renames_and_forgets_exactly_what_the_new_shape_replaces(
+    fake, tmp_path: Path, failed_over, failing_back, stacks
+) -> None:
+    """Guards lib.sh's retire_databases (the first run's step 3/10) on the real shapes: out of the proxy, renamed
+    (log exports off) and waited for, then one state rm of what stackinfo retire lists; a failed rename stops it
+    before Terraform forgets anything."""
+    (tmp_path / "out" / "stacks" / "prod").mkdir(parents=True)
+    (tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").write_text("{}")
+    env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out")}
+    code = 'retire_databases prod "$1" "$2" 202611270900; printf "%s\\n" "${retired_instances[@]}"'
+    done = run_lib(code, env, str(failed_over.path), str(failing_back.path))
+    assert done.returncode == 0, done.stderr
+    retired = [f"{PRIMARY_DB}", f"{PRIMARY_DB}-replica-0"]
+    assert done.stdout.splitlines() == [f"us-east-1 {name}-retired-202611270900" for name in retired]
+    made = calls(fake, tmp_path / "out")
+    exports = "--cloudwatch-logs-export-configuration " + '\'{"DisableLogTypes": ["postgresql", "upgrade"]}\''
+    assert [line.replace(exports.replace("'", ""), "<no exports>") for line in made[:-1]] == [
+        f"aws rds deregister-db-proxy-targets --region us-east-1 --db-proxy-name {PRIMARY_DB} "
+        f"--db-instance-identifiers {PRIMARY_DB}",
+        *[line for name in retired for line in (
+            f"aws rds modify-db-instance --region us-east-1 --db-instance-identifier {name} "
+            f"--new-db-instance-identifier {name}-retired-202611270900 --apply-immediately <no exports> "
+            "--query DBInstance.DBInstanceStatus --output text",
+            f"aws rds wait db-instance-available --region us-east-1 --db-instance-identifier "
+            f"{name}-retired-202611270900")],
+    ]  # fmt: skip
+    from roi_tf.tools.stackinfo import retirements
+
+    forgotten = [arg.split()[0] for kind, arg in retirements(failed_over.json, failing_back.json) if kind == "forget"]
+    assert made[-1] == f"@prod state rm {' '.join(forgotten)}" and len(forgotten) == 4
+    # The cut-over's: the DR database retired the same way, and the Redis the failover made deleted with a final
+    # snapshot (its queues), waited for, before Terraform forgets it.
+    Path(fake["FAKE_TF_LOG"]).unlink()
+    cut_over = run_lib(code, env, str(failing_back.path), str(stacks["prod"].path))
+    assert cut_over.returncode == 0, cut_over.stderr
+    made = calls(fake, tmp_path / "out")
+    redis = "roi-systems-prod-redis-dr"
+    assert made[3:5] == [
+        f"aws elasticache delete-replication-group --region us-west-2 --replication-group-id {redis} "
+        f"--final-snapshot-identifier {redis}-final-202611270900 --query ReplicationGroup.Status --output text",
+        f"aws elasticache wait replication-group-deleted --region us-west-2 --replication-group-id {redis}",
+    ]
+    assert made[0].startswith("aws rds deregister-db-proxy-targets --region us-west-2") and "state rm" in made[5]
+    Path(fake["FAKE_TF_LOG"]).unlink()
+    failed = run_lib(code, {**env, "FAKE_MODIFY_FAILS": "1"}, str(failed_over.path), str(failing_back.path))
+    assert failed.returncode == 1 and f"could not rename {PRIMARY_DB} in us-east-1" in failed.stderr
+    assert not [line for line in calls(fake, tmp_path / "out") if "state rm" in line]
+
+
+@pytest.mark.parametrize(
+    ("lag", "most", "outcome", "polls"),
+    [
+        ("3.0", "300", (0, f"==> {PRIMARY_DB} in us-east-1 is 3.0 s behind (at most 300 s)"), 1),
+        ("0.0", "0", (0, f"==> {PRIMARY_DB} in us-east-1 is 0.0 s behind (at most 0 s)"), 1),
+        ("0.5", "0", (1, f"error: {PRIMARY_DB} in us-east-1 did not come within 0 s of its source"), 3),
+        ("None", "300", (1, f"error: {PRIMARY_DB} in us-east-1 did not come within 300 s of its source"), 3),
+    ],
+    ids=["within-the-rpo", "caught-up", "still-behind", "no-data"],
+)
+def test_wait_replica_lag_waits_for_the_lag_asked(fake, lag, most, outcome, polls) -> None:
+    """Guards lib.sh's wait_replica_lag (steps 5/10 and 7/10): the replica's ReplicaLag at most the seconds asked,
+    polled until it is; unknown (no data) is never within."""
+    env = {**fake, "FAKE_REPLICA_LAG": lag, "LAG_POLLS": "3", "LAG_POLL_SECONDS": "0"}
+    done = run_lib(f"wait_replica_lag us-east-1 {PRIMARY_DB} {most}", env)
+    assert (done.returncode, done.stderr.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    made = [re.sub(r" --start-time \S+ --end-time \S+", "", line) for line in
+            Path(fake["FAKE_TF_LOG"]).read_text().splitlines()]  # fmt: skip
+    assert made == [lag_query("us-east-1", PRIMARY_DB).replace("\\", "")] * polls
+
+
+@pytest.mark.parametrize(("wait_exit", "code"), [("0", 0), ("255", 1)], ids=["stopped", "not-stopped"])
+def test_stop_dr_writers_stops_the_services_and_pauses_the_function(fake, tmp_path: Path, wait_exit, code) -> None:
+    """Guards lib.sh's stop_dr_writers (step 6/10): from the outputs, both DR services to zero tasks, the DR event
+    processor to zero concurrency, then the wait for the services."""
+    (tmp_path / "out" / "stacks" / "prod").mkdir(parents=True)
+    (tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").write_text("{}")
+    env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out"), "FAKE_ECS_WAIT_EXIT": wait_exit}
+    done = run_lib("read_failover_facts prod; stop_dr_writers prod", env)
+    assert done.returncode == code, done.stderr
+    dr = f"--region {DR_REGION} --cluster {DR_CLUSTER}"
+    assert calls(fake, tmp_path / "out") == [
+        "@prod output -json",
+        *(f"aws ecs update-service {dr} --service roi-systems-ENV-dr-{s} --desired-count 0 --query "
+          "service.serviceName --output text" for s in ("api", "ml")),
+        f"aws lambda put-function-concurrency --region {DR_REGION} --function-name roi-systems-ENV-dr-events "
+        "--reserved-concurrent-executions 0",
+        f"aws ecs wait services-stable {dr} --services roi-systems-ENV-dr-api roi-systems-ENV-dr-ml",
+    ]  # fmt: skip
+    if code:
+        assert "did not stop" in done.stderr.splitlines()[-1]
+
+
+def test_the_documented_database_failback_steps_are_the_scripts() -> None:
+    heading = "### Failing the database back: `scripts/failback-database.sh prod`"
+    announced, rows, _ = documented_steps("failback-database.sh", heading, "\n## ")
+    assert [step for step, _ in rows] == sorted(announced, key=lambda s: int(s.split("/")[0]))
+    assert announced and len(rows) == 10

@@ -54,6 +54,8 @@ def log_retention(config: EnvironmentConfig, name: str) -> int:
     if config.dr_networking is not None and config.dr.enabled:  # the pilot light's compute module
         for group in ("ecs/*", "ecs-exec", "lambda/*"):
             table[f"/roi-systems/{env}/dr/{group}"] = config.compute.log_retention_days
+    if config.dr.enabled:  # the promoted database's RDS Proxy logs there (the group stands with the pilot light)
+        table[f"/aws/rds/proxy/roi-systems-{env}-postgres-dr"] = config.database.log_retention_days
     (days,) = [days for pattern, days in table.items() if fnmatch.fnmatchcase(name, pattern)] or [None]
     assert days is not None, f"log group {name} has no configured retention in this table"
     return days

@@ -162,29 +162,37 @@ def test_the_writable_database_is_the_promoted_replica_once_failed_over(
     assert primary_database({}) is None
 
 
-def test_set_dr_active_changes_that_value_only(tmp_path, capsys) -> None:
+def test_set_dr_changes_those_values_only(tmp_path, capsys) -> None:
     """The file is hand-formatted and the change is committed: the diff is the switch, nothing else."""
     shutil.copytree(REPO / "environments", tmp_path, dirs_exist_ok=True)
     path = tmp_path / "prod.json"
     original = path.read_text()
     data = json.loads(original)
-    assert main(["set-dr-active", str(tmp_path), "prod", "true"]) == 0
+    assert main(["set-dr", str(tmp_path), "prod", "active=true"]) == 0
     switched = path.read_text()
     assert json.loads(switched) == {**data, "dr": {**data["dr"], "active": True}}
     changed = [(a, b) for a, b in zip(original.splitlines(), switched.splitlines(), strict=True) if a != b]
     assert len(changed) == 1 and changed[0][1].replace('"active": true, ', "") == changed[0][0]
-    assert main(["set-dr-active", str(tmp_path), "prod", "true"]) == 0 and path.read_text() == switched
+    assert main(["set-dr", str(tmp_path), "prod", "active=true"]) == 0 and path.read_text() == switched
     assert "dr.active was already true" in capsys.readouterr().err
-    assert main(["set-dr-active", str(tmp_path), "prod", "false"]) == 0
-    assert json.loads(path.read_text()) == {**data, "dr": {**data["dr"], "active": False}}
+    # failback-database.sh's: one switch, then both off in one call (each a one-value change).
+    assert main(["set-dr", str(tmp_path), "prod", "failback_replica=true"]) == 0
+    assert json.loads(path.read_text()) == {**data, "dr": {**data["dr"], "active": True, "failback_replica": True}}
+    assert main(["set-dr", str(tmp_path), "prod", "active=false", "failback_replica=false"]) == 0
+    both_off = {**data, "dr": {**data["dr"], "active": False, "failback_replica": False}}
+    assert json.loads(path.read_text()) == both_off
+    assert len([1 for a, b in zip(original.splitlines(), path.read_text().splitlines(), strict=True) if a != b]) == 1
     # The schema accepts what it wrote (main.py would load it).
     assert main(["failover", str(tmp_path), "prod"]) == 0
-    assert "active false" in capsys.readouterr().out.splitlines()
-    # An environment without a pilot light has no switch; an unknown value is refused, the file untouched.
-    dev = (tmp_path / "dev.json").read_text()
-    assert main(["set-dr-active", str(tmp_path), "dev", "true"]) == 2
+    facts = capsys.readouterr().out.splitlines()
+    assert "active false" in facts and "failback_replica false" in facts
+    # An environment without a pilot light has no switch; an unknown switch or value is refused, the file untouched.
+    dev, written = (tmp_path / "dev.json").read_text(), path.read_text()
+    assert main(["set-dr", str(tmp_path), "dev", "active=true"]) == 2
     assert "no dr section" in capsys.readouterr().err and (tmp_path / "dev.json").read_text() == dev
-    assert main(["set-dr-active", str(tmp_path), "prod", "yes"]) == 2
+    assert main(["set-dr", str(tmp_path), "prod", "active=yes"]) == 2
+    assert main(["set-dr", str(tmp_path), "prod", "rpo_minutes=true"]) == 2
+    assert "dr.rpo_minutes is not a switch" in capsys.readouterr().err and path.read_text() == written
 
 
 def test_the_failover_facts_name_what_the_stacks_hold(stacks: dict[str, Stack], capsys) -> None:
@@ -194,6 +202,10 @@ def test_the_failover_facts_name_what_the_stacks_hold(stacks: dict[str, Stack], 
     prod, state = stacks["prod"].json, stacks["state-prod"].json
     (dr_instance,) = [b for b in prod["resource"]["aws_db_instance"].values() if b.get("provider") == "aws.dr"]
     assert facts["dr_database"] == dr_instance["identifier"]
+    (primary,) = [b for b in prod["resource"]["aws_db_instance"].values() if "provider" not in b and
+                  "replicate_source_db" not in b]  # fmt: skip
+    assert facts["database"] == primary["identifier"] and facts["multi_az"] == str(primary["multi_az"]).lower()
+    assert (facts["active"], facts["failback_replica"]) == ("false", "false")
     backend = prod["terraform"]["backend"]["s3"]
     names = ("state_bucket", "state_key", "lock_table", "state_kms_alias", "region")
     assert [facts[n] for n in names] == [

@@ -18,9 +18,12 @@ def load(directory: Path) -> tuple[dict, list[dict]]:
     return module, list(diagnostics or [])
 
 
-def test_every_stack_loads_with_zero_error_diagnostics(stacks: dict[str, Stack], failed_over: Stack) -> None:
-    """Every shipped stack, and prod failed over (dr.active: what failover.sh applies in us-west-2)."""
-    for stack in [*stacks.values(), failed_over]:
+def test_every_stack_loads_with_zero_error_diagnostics(
+    stacks: dict[str, Stack], failed_over: Stack, failing_back: Stack
+) -> None:
+    """Every shipped stack, prod failed over (dr.active: what failover.sh applies in us-west-2) and prod failing
+    back (dr.failback_replica: what failback-database.sh applies first)."""
+    for stack in [*stacks.values(), failed_over, failing_back]:
         module, diagnostics = load(stack.path.parent)
         errors = [d for d in diagnostics if d["Severity"] == HCL_ERROR]
         assert not errors, f"{stack.name}: {[(d['Summary'], d['Detail']) for d in errors]}"

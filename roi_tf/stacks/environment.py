@@ -47,6 +47,7 @@ from roi_tf.modules.security import (
     WebAcl,
     WebAclProps,
     WriteOnly,
+    web_acl_log_group,
 )
 from roi_tf.modules.storage import ASSETS, Storage
 from roi_tf.naming import (
@@ -324,6 +325,7 @@ class EnvironmentStack(TerraformStack):
             pilot_light=config.dr.enabled,
             cache_replica=config.dr.enabled and config.dr.cache_replica,
             dr_active=config.dr.active,
+            failback_replica=config.dr.failback_replica,
         )
 
     def _storage(self) -> Storage:
@@ -401,33 +403,31 @@ class EnvironmentStack(TerraformStack):
         )
         # REGIONAL for the load balancers (compute module), CLOUDFRONT for the distribution (cdn module), and
         # DR_REGIONAL for the standby's public load balancer (the same rules, in the DR region), idle or not: a public
-        # load balancer is never without one.
+        # load balancer is never without one. Where the failover creates that one, its log group stands already.
         placements = {
             "REGIONAL": ("REGIONAL", self.keys.logs, None, ""),
             "CLOUDFRONT": ("CLOUDFRONT", self.keys.global_logs, self.global_provider, ""),
         }
-        if self._standby_serves:
+        if self._standby:
             assert self.keys.dr_logs is not None
             placements["DR_REGIONAL"] = ("REGIONAL", self.keys.dr_logs, self.dr_provider, "dr_")
-        self.web_acls = {
-            placement: WebAcl(
-                self,
-                f"waf_{placement.lower()}",
-                props=WebAclProps(
-                    name=resource_name(env, scope.lower()),
-                    scope=scope,
-                    rate_limit=sec.waf_rate_limit,
-                    log_group_name=waf_log_group_name(env, scope),
-                    log_retention_days=sec.waf_log_retention_days,
-                    output_name=f"{output_prefix}{scope.lower()}_web_acl_arn",
-                    # Document uploads pass the body-size rule there (both front the same API).
-                    large_body_path_prefixes=config.compute.load_balancer.upload_path_prefixes,
-                ),
-                logs_key=logs_key,
-                provider=provider,
+        self.web_acls: dict[str, WebAcl] = {}
+        for placement, (scope, logs_key, provider, output_prefix) in placements.items():
+            props = WebAclProps(
+                name=resource_name(env, scope.lower()),
+                scope=scope,
+                rate_limit=sec.waf_rate_limit,
+                log_group_name=waf_log_group_name(env, scope),
+                log_retention_days=sec.waf_log_retention_days,
+                output_name=f"{output_prefix}{scope.lower()}_web_acl_arn",
+                # Document uploads pass the body-size rule there (both front the same API).
+                large_body_path_prefixes=config.compute.load_balancer.upload_path_prefixes,
             )
-            for placement, (scope, logs_key, provider, output_prefix) in placements.items()
-        }
+            id = f"waf_{placement.lower()}"
+            if placement == "DR_REGIONAL" and not self._standby_serves:
+                web_acl_log_group(Construct(self, id), props, logs_key, provider)
+            else:
+                self.web_acls[placement] = WebAcl(self, id, props=props, logs_key=logs_key, provider=provider)
 
     @property
     def _standby(self) -> bool:

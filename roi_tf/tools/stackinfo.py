@@ -6,7 +6,8 @@ python -m roi_tf.tools.stackinfo protected cdktf.out/stacks/prod/cdk.tf.json
 python -m roi_tf.tools.stackinfo artifact-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... per line
 python -m roi_tf.tools.stackinfo database cdktf.out/stacks/prod/cdk.tf.json   # the writable RDS instance, its region
 python -m roi_tf.tools.stackinfo dr-targets cdktf.out/stacks/prod/cdk.tf.json   # -target=... in the DR region
-python -m roi_tf.tools.stackinfo set-dr-active environments prod true   # failover.sh's switch (only that value changes)
+python -m roi_tf.tools.stackinfo set-dr environments prod active=true   # the runbooks' switches (only those change)
+python -m roi_tf.tools.stackinfo retire CURRENT.json TARGET.json   # failback-database.sh: what leaves the state
 python -m roi_tf.tools.stackinfo state-compare dr.tfstate primary.tfstate   # failback.sh: which is newer, and an MD5
 python -m roi_tf.tools.stackinfo region cdktf.out/stacks/prod/cdk.tf.json     # the stack's primary region
 python -m roi_tf.tools.stackinfo state-bucket cdktf.out/stacks/state-prod/cdk.tf.json   # its backend's bucket
@@ -145,24 +146,28 @@ def compare_states(dr_copy: Path, primary: Path) -> tuple[str, str]:
 
 
 DR_SECTION = re.compile(r'"dr"\s*:\s*\{')
-ACTIVE_VALUE = re.compile(r'("active"\s*:\s*)(true|false)')
+# The dr section's switches the runbook scripts set (failover.sh: active; failback-database.sh: both).
+DR_SWITCHES = ("active", "failback_replica")
 
 
-def set_dr_active(path: Path, active: bool) -> bool:
-    """Set ``dr.active`` in an environment file, changing only that value (the file is hand-formatted and reviewed
-    as a one-line diff); False if it already had that value. Every candidate edit is parsed back and kept only if
-    the document equals the original with that one value changed."""
+def set_dr(path: Path, switch: str, value: bool) -> bool:
+    """Set one of the dr section's switches (``DR_SWITCHES``) in an environment file, changing only that value (the
+    file is hand-formatted and reviewed as a one-line diff); False if it already had that value. Every candidate
+    edit is parsed back and kept only if the document equals the original with that one value changed."""
+    if switch not in DR_SWITCHES:
+        raise ValueError(f"dr.{switch} is not a switch the scripts set ({', '.join(DR_SWITCHES)})")
     text = path.read_text(encoding="utf-8")
     data = json.loads(text)
     if not isinstance(data.get("dr"), dict):
         raise ValueError(f"{path}: no dr section (the pilot light) to switch")
-    if data["dr"].get("active", False) == active:
+    if data["dr"].get(switch, False) == value:
         return False
-    expected = {**data, "dr": {**data["dr"], "active": active}}
-    value = "true" if active else "false"
-    candidates = [text[: m.start()] + m[1] + value + text[m.end() :] for m in ACTIVE_VALUE.finditer(text)]
+    expected = {**data, "dr": {**data["dr"], switch: value}}
+    literal = "true" if value else "false"
+    existing = re.compile(rf'("{switch}"\s*:\s*)(true|false)')
+    candidates = [text[: m.start()] + m[1] + literal + text[m.end() :] for m in existing.finditer(text)]
     for m in DR_SECTION.finditer(text):
-        candidates += [f'{text[: m.end()]}"active": {value}{comma}{text[m.end() :]}' for comma in (", ", "")]
+        candidates += [f'{text[: m.end()]}"{switch}": {literal}{comma}{text[m.end() :]}' for comma in (", ", "")]
     for candidate in candidates:
         try:
             if json.loads(candidate) == expected:
@@ -170,7 +175,59 @@ def set_dr_active(path: Path, active: bool) -> bool:
                 return True
         except json.JSONDecodeError:
             continue
-    raise ValueError(f"{path}: could not set dr.active without changing anything else")
+    raise ValueError(f"{path}: could not set dr.{switch} without changing anything else")
+
+
+def retirements(current: Mapping[str, Any], target: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What must leave Terraform's state, and how, before ``target`` (a synthesized stack) can be applied over the
+    state of ``current`` without Terraform destroying or replacing anything that holds data (failback-database.sh):
+
+    - ("deregister", "<region> <proxy> <identifier>"): an RDS Proxy target on an instance that is retired, first (a
+      renamed instance would stay the proxy's target);
+    - ("rename", "<region> <identifier>"): an RDS instance the target no longer has, or has as a replica where it
+      is standalone now (RDS cannot make a standalone instance a replica: the target's is a new one, under the same
+      name); it keeps its data and deletion protection under a new name, to be deleted by hand;
+    - ("delete-cache", "<region> <replication group id>"): a Redis the target no longer has (the one a failover made
+      in the DR region): deleted with a final snapshot, which keeps what it held (its queues), so that the next
+      failover can make it again under its name;
+    - ("forget", "<address> <what it holds>"): those instances and caches, the proxy targets, and every other
+      protected resource the target no longer has (backups replication): ``terraform state rm``, kept in AWS.
+    """
+    resources = current.get("resource", {})
+    wanted = target.get("resource", {})
+    instances = resources.get("aws_db_instance", {})
+    retired = {
+        name: body
+        for name, body in instances.items()
+        if name not in wanted.get("aws_db_instance", {})
+        or ("replicate_source_db" not in body and "replicate_source_db" in wanted["aws_db_instance"][name])
+    }
+    lines: list[tuple[str, str]] = []
+    forget: list[tuple[str, str]] = []
+    proxies = resources.get("aws_db_proxy", {})
+    for name, body in sorted(resources.get("aws_db_proxy_target", {}).items()):
+        match = REFERENCE.match(body["db_instance_identifier"])
+        if match and match[1] == "aws_db_instance" and match[2] in retired:
+            proxy = REFERENCE.match(body["db_proxy_name"])
+            proxy_name = proxies[proxy[2]]["name"] if proxy else body["db_proxy_name"]
+            instance = retired[match[2]]
+            lines.append(
+                ("deregister", f"{provider_of(current, body)['region']} {proxy_name} {instance['identifier']}")
+            )
+            forget.append((f"aws_db_proxy_target.{name}", "the proxy's registration of a retired instance"))
+    for name, body in sorted(retired.items()):
+        lines.append(("rename", f"{provider_of(current, body)['region']} {body['identifier']}"))
+        forget.append((f"aws_db_instance.{name}", f"{DATA_HOLDING['aws_db_instance']} (kept, renamed)"))
+    for rtype, items in sorted(resources.items()):
+        for name, body in sorted(items.items()):
+            if rtype == "aws_db_instance" or name in wanted.get(rtype, {}):
+                continue
+            if rtype == "aws_elasticache_replication_group":
+                lines.append(("delete-cache", f"{provider_of(current, body)['region']} {body['replication_group_id']}"))
+                forget.append((f"{rtype}.{name}", f"{DATA_HOLDING[rtype]} (in its final snapshot)"))
+            elif body.get("lifecycle", {}).get("prevent_destroy"):
+                forget.append((f"{rtype}.{name}", f"{DATA_HOLDING.get(rtype, 'protected')} (kept)"))
+    return lines + [("forget", f"{address} {what}") for address, what in forget]
 
 
 def plan_summary(plan: Mapping[str, Any]) -> list[str]:
@@ -212,6 +269,8 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
         ("rpo_seconds", str(config.dr.rpo_minutes * 60)),
         ("backup_days", str(config.database.backup_retention_days)),
         ("active", str(config.dr.active).lower()),
+        ("failback_replica", str(config.dr.failback_replica).lower()),
+        ("multi_az", str(config.database.multi_az).lower()),
         ("region", config.region),
         ("state_bucket", config.state.bucket),
         ("state_key", state_key(config.name)),
@@ -223,6 +282,7 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
             "dr_database",
             f"{resource_name(config.name, 'postgres')}-dr" if config.database.cross_region_replica else "-",
         ),
+        ("database", resource_name(config.name, "postgres")),  # the primary region's instance
         ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
@@ -328,14 +388,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for address in dr_targets(json.loads(Path(args[1]).read_text())):
             print(f"-target={address}")
         return 0
-    if args[:1] == ["set-dr-active"] and len(args) == 4 and args[3] in ("true", "false"):
+    if args[:1] == ["set-dr"] and len(args) >= 4:
+        # set-dr DIR ENV SWITCH=true|false...: each switch in turn, each a one-value change.
         path = Path(args[1]) / f"{args[2]}.json"
         try:
-            changed = set_dr_active(path, args[3] == "true")
+            for setting in args[3:]:
+                switch, _, value = setting.partition("=")
+                if value not in ("true", "false"):
+                    raise ValueError(f"{setting!r}: expected <switch>=true or <switch>=false")
+                changed = set_dr(path, switch, value == "true")
+                print(f"{path}: dr.{switch} {'set to' if changed else 'was already'} {value}", file=sys.stderr)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        print(f"{path}: dr.active {'set to' if changed else 'was already'} {args[3]}", file=sys.stderr)
+        return 0
+    if args[:1] == ["retire"] and len(args) == 3:
+        current, target = (json.loads(Path(arg).read_text()) for arg in args[1:])
+        for action, argument in retirements(current, target):
+            print(f"{action} {argument}")
         return 0
     if args[:1] == ["plan-summary"] and len(args) == 1:
         for line in plan_summary(json.load(sys.stdin)):

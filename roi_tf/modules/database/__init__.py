@@ -10,7 +10,7 @@ from cdktf import TerraformProvider
 from constructs import Construct
 
 from roi_tf.config import CacheConfig, DatabaseConfig, SessionsConfig
-from roi_tf.modules.database.cache import DR_SUFFIX, Cache, CacheReplica
+from roi_tf.modules.database.cache import DR_SUFFIX, Cache, CacheReplica, cache_log_groups
 from roi_tf.modules.database.postgres import Postgres
 from roi_tf.modules.database.sessions import SessionsTable
 from roi_tf.modules.exports import export
@@ -44,6 +44,7 @@ class Database(Construct):
         pilot_light: bool = False,  # replicas in the DR region of what the service cannot lose (dr section)
         cache_replica: bool = False,  # the cache as a Global Datastore with a secondary in the standby VPC
         dr_active: bool = False,  # failed over: the DR replica promoted, behind its own RDS Proxy (dr.active)
+        failback_replica: bool = False,  # failing back: the primary replicates from the promoted database
     ) -> None:
         super().__init__(scope, id)
         self.postgres = Postgres(
@@ -64,6 +65,7 @@ class Database(Construct):
             dr_logs_key=keys.dr_logs,
             pilot_light=pilot_light,
             dr_active=dr_active,
+            failback_replica=failback_replica,
         )
         self.cache = Cache(
             self,
@@ -80,20 +82,25 @@ class Database(Construct):
         )
         # Failed over without a Global Datastore: a new, empty cache in the standby VPC (the application rebuilds
         # what it caches; see docs/DEPLOYMENT.md for what the queues in it lose).
+        # Its log groups stand with the pilot light (cache_log_groups says why), at the same addresses.
         self.dr_cache: Cache | None = None
-        if dr_active and not cache_replica and dr_network is not None and keys.dr_logs is not None:
+        if pilot_light and not cache_replica and dr_network is not None and keys.dr_logs is not None:
             dr = Construct(self, "dr")
             use_provider(dr, dr_provider)
-            self.dr_cache = Cache(
-                dr,
-                "cache",
-                config=cache,
-                replication_group_id=f"{resource_name(env, 'redis')}{DR_SUFFIX}",
-                log_group_prefix=f"{log_group_prefix(env)}/elasticache/redis",
-                network=dr_network,
-                data_key=keys.dr_data,
-                logs_key=keys.dr_logs,
-            )
+            dr_name, logs = f"{resource_name(env, 'redis')}{DR_SUFFIX}", f"{log_group_prefix(env)}/elasticache/redis"
+            if dr_active:
+                self.dr_cache = Cache(
+                    dr,
+                    "cache",
+                    config=cache,
+                    replication_group_id=dr_name,
+                    log_group_prefix=logs,
+                    network=dr_network,
+                    data_key=keys.dr_data,
+                    logs_key=keys.dr_logs,
+                )
+            else:
+                cache_log_groups(Construct(dr, "cache"), dr_name, logs, cache.log_retention_days, keys.dr_logs)
         self.sessions = (
             SessionsTable(
                 self,

@@ -76,6 +76,25 @@ class CacheReplica:
     logs_key: KmsKey
 
 
+def cache_log_groups(
+    scope: Construct, name: str, log_group_prefix: str, retention_days: int, logs_key: KmsKey
+) -> dict[str, CloudwatchLogGroup]:
+    """The groups a cache ``name`` delivers its logs to, by log type, in ``scope``'s region. The DR region's cache
+    made by a failover has its groups stand with the pilot light (Database): a failback forgets the cache but must
+    not leave its logs behind for the next failover to collide with."""
+    return {
+        log_type: CloudwatchLogGroup(
+            scope,
+            f"{log_type.replace('-', '_')}_group",
+            name=f"{log_group_prefix}/{log_type}",
+            retention_in_days=retention_days,
+            kms_key_id=logs_key.arn,
+            tags={"Name": f"{name}-{log_type}"},
+        )
+        for log_type in LOG_TYPES
+    }
+
+
 class Cache(Construct):
     """Redis in cluster mode, encrypted at rest and in transit, reachable only from the app."""
 
@@ -202,17 +221,7 @@ class Cache(Construct):
             user_ids=[default_user.user_id, app_user.user_id],
             tags={"Name": f"{users}-users"},
         )
-        log_groups = {
-            log_type: CloudwatchLogGroup(
-                scope,
-                f"{log_type.replace('-', '_')}_group",
-                name=f"{log_group_prefix}/{log_type}",
-                retention_in_days=self._config.log_retention_days,
-                kms_key_id=logs_key.arn,
-                tags={"Name": f"{name}-{log_type}"},
-            )
-            for log_type in LOG_TYPES
-        }
+        log_groups = cache_log_groups(scope, name, log_group_prefix, self._config.log_retention_days, logs_key)
         return security_group, user_group, app_user, log_groups
 
     def _member_settings(

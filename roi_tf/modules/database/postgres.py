@@ -65,6 +65,8 @@ class Postgres(Construct):
         # lives in us-east-1 and may be what is lost; it reads the credentials' replica in the DR region.
         pilot_light: bool = False,
         dr_active: bool = False,  # failed over: the replica is promoted and gets its own RDS Proxy
+        # Failing back (with dr_active): the primary is a replica of the promoted database, catching up.
+        failback_replica: bool = False,
     ) -> None:
         super().__init__(scope, id)
         p = self._config = config
@@ -137,35 +139,67 @@ class Postgres(Construct):
             policy_arn=f"arn:{partition}:iam::aws:policy/{ENHANCED_MONITORING_POLICY}",
         )
 
-        self.primary = self._instance(
-            "primary",
-            name,
-            data_key,
-            logs_key,
-            monitoring_policy,
-            engine="postgres",
-            engine_version=p.engine_version,
-            allocated_storage=p.allocated_storage_gb,
-            db_name=p.database_name,
-            username=p.master_username,
-            # Write-only: RDS gets the password, the plan and the state never hold it.
-            password_wo=password.value,
-            password_wo_version=password.version,
-            db_subnet_group_name=network.database_subnet_group_name,
-            multi_az=p.multi_az,
-            allow_major_version_upgrade=False,
-            backup_retention_period=p.backup_retention_days,
-            backup_window=p.backup_window,
-            skip_final_snapshot=not p.deletion_protection,
-            final_snapshot_identifier=final_snapshot_name(name) if p.deletion_protection else None,
-            # The final snapshot's name is fixed when the instance is created (see final_snapshot_name).
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
-            # Where data is protected, its backups outlive an accidental destroy (restorable for their retention).
-            delete_automated_backups=not p.deletion_protection,
-        )
+        # Failing back (dr.failback_replica): the primary region's instance replicates from the promoted one in the
+        # DR region, which must therefore exist first; otherwise the DR replica replicates from the primary.
+        if failback_replica and not dr_active:
+            raise ValueError(f"{name}: failing back needs the promoted database (dr_active)")
+
+        def build_dr() -> None:
+            self._dr(
+                monitoring_policy,
+                dr_network,
+                dr_logs_key,
+                dr_data_key,
+                dr_provider,
+                credentials,
+                pilot_light=pilot_light,
+                dr_active=dr_active,
+            )
+
+        self.dr_replica: DbInstance | None = None
+        self.dr_proxy: DbProxy | None = None
+        self.dr_proxy_role: ServiceRole | None = None
+        if failback_replica:
+            build_dr()
+            assert self.dr_replica is not None
+            self.primary = self._instance(
+                "primary",
+                name,
+                data_key,
+                logs_key,
+                monitoring_policy,
+                # A cross-region replica of the promoted database, in this region's subnets and encrypted with this
+                # region's key; it inherits the engine, the master user and the password from its source.
+                replicate_source_db=self.dr_replica.arn,
+                multi_az=False,
+                skip_final_snapshot=True,  # RDS takes no final snapshot of a replica
+                **self._primary_backups(network),
+            )
+        else:
+            self.primary = self._instance(
+                "primary",
+                name,
+                data_key,
+                logs_key,
+                monitoring_policy,
+                engine="postgres",
+                engine_version=p.engine_version,
+                allocated_storage=p.allocated_storage_gb,
+                db_name=p.database_name,
+                username=p.master_username,
+                # Write-only: RDS gets the password, the plan and the state never hold it.
+                password_wo=password.value,
+                password_wo_version=password.version,
+                multi_az=p.multi_az,
+                allow_major_version_upgrade=False,
+                skip_final_snapshot=not p.deletion_protection,
+                final_snapshot_identifier=final_snapshot_name(name) if p.deletion_protection else None,
+                **self._primary_backups(network),
+            )
         # Rotation order: RDS accepts the new password before the secret RDS Proxy signs in with changes.
         credentials.written_after(self.primary)
-        # Same-region replicas live in the primary's subnet group and VPC (RDS requires it).
+        # Same-region replicas live in the primary's subnet group and VPC (RDS requires it); none while the primary
+        # is itself a replica (failing back): the cut-over's apply creates them from the promoted primary.
         self.replicas = [
             self._instance(
                 f"replica_{i}",
@@ -178,11 +212,14 @@ class Postgres(Construct):
                 multi_az=False,
                 skip_final_snapshot=True,
             )
-            for i in range(p.read_replicas)
+            for i in range(0 if failback_replica else p.read_replicas)
         ]
+        if failback_replica:  # their log groups stay (protected, and named by the replicas that come back)
+            for i in range(p.read_replicas):
+                self._log_groups(self, f"replica_{i}", f"{name}-replica-{i}", logs_key)
 
         self.backup_replication = None
-        if p.cross_region_backups:
+        if p.cross_region_backups and not failback_replica:  # a replica's backups are not the history to keep
             self.backup_replication = DbInstanceAutomatedBackupsReplication(
                 self,
                 "backup_replication",
@@ -192,39 +229,12 @@ class Postgres(Construct):
                 provider=dr_provider,
             )
 
-        self.dr_replica: DbInstance | None = None
-        self.dr_proxy: DbProxy | None = None
-        self.dr_proxy_role: ServiceRole | None = None
-        if (pilot_light or dr_active) and not p.cross_region_replica:
-            raise ValueError(f"{name}: a pilot light needs the cross-region replica")
-        if p.cross_region_replica:
-            if dr_network is None or dr_logs_key is None:
-                raise ValueError(f"{name}: a cross-region replica needs dr_network and dr_logs_key")
-            dr = Construct(self, "dr")  # everything in it lives in the DR region
-            use_provider(dr, dr_provider)
-            # The replica admits only the DR application (and, failed over, its proxy).
-            database_group = self._dr_app_group(dr, "", f"{name}-dr", dr_network, "app_to_database", "the DR replica")
-            self.dr_replica = self._dr_replica(
-                dr, dr_network, database_group, dr_data_key, dr_logs_key, monitoring_policy, promoted=dr_active
-            )
-            if pilot_light:
-                self.dr_proxy_role = self._proxy_role("dr_proxy_role", f"{name}-dr-proxy", f"{name}-dr")
-                credentials.grant_read(self.dr_proxy_role.role, replica=True)
-            if dr_active:
-                assert self.dr_proxy_role is not None, "failing over needs the pilot light"
-                self.dr_proxy = self._proxy(
-                    dr,
-                    f"{name}-dr",
-                    subnet_ids=dr_network.database_subnet_ids,
-                    security_group_id=self._dr_proxy_security_group(dr, dr_network, database_group),
-                    role=self.dr_proxy_role,
-                    secret_arn=credentials.replica_arn,
-                    logs_key=dr_logs_key,
-                    target=self.dr_replica,
-                )
+        if not failback_replica:
+            build_dr()
 
         self.proxy_role = self._proxy_role("proxy_role", f"{name}-proxy", name)
         credentials.grant_read(self.proxy_role.role)
+        self._proxy_log_group(self, name, logs_key)
         self.proxy = self._proxy(
             self,
             name,
@@ -232,8 +242,8 @@ class Postgres(Construct):
             security_group_id=self.proxy_security_group.id,
             role=self.proxy_role,
             secret_arn=credentials.arn,
-            logs_key=logs_key,
-            target=self.primary,
+            # RDS Proxy fronts a writable instance only: none while the primary region's is a replica.
+            target=None if failback_replica else self.primary,
         )
         self.master_username = p.master_username  # what IAM-authenticated clients sign in as, through the proxy
         self.database_name = p.database_name
@@ -241,6 +251,65 @@ class Postgres(Construct):
         self.port = POSTGRES_PORT
         self.replica_endpoints = [r.address for r in self.replicas]
         self.proxy_endpoint = self.proxy.endpoint
+
+    def _primary_backups(self, network: NetworkOutputs) -> dict[str, object]:
+        """What the primary keeps as a standalone instance and as the replica that fails back alike: its subnets,
+        its backups (a replica promoted with none would start without history) and what they outlive."""
+        p = self._config
+        return {
+            "db_subnet_group_name": network.database_subnet_group_name,
+            "backup_retention_period": p.backup_retention_days,
+            "backup_window": p.backup_window,
+            # Where data is protected, its backups outlive an accidental destroy (restorable for their retention).
+            "delete_automated_backups": not p.deletion_protection,
+            # The final snapshot's name is fixed when the instance is created (see final_snapshot_name).
+            "lifecycle": TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
+        }
+
+    def _dr(
+        self,
+        monitoring_policy: IamRolePolicyAttachment,
+        dr_network: NetworkOutputs | None,
+        dr_logs_key: KmsKey | None,
+        dr_data_key: KmsKey,
+        dr_provider: TerraformProvider,
+        credentials: Secret,
+        *,
+        pilot_light: bool,
+        dr_active: bool,
+    ) -> None:
+        """The cross-region replica in the standby VPC, where configured; with the pilot light, its RDS Proxy's role,
+        and failed over (dr_active) the proxy itself in front of the promoted instance."""
+        p = self._config
+        name = self._identifier
+        if (pilot_light or dr_active) and not p.cross_region_replica:
+            raise ValueError(f"{name}: a pilot light needs the cross-region replica")
+        if not p.cross_region_replica:
+            return
+        if dr_network is None or dr_logs_key is None:
+            raise ValueError(f"{name}: a cross-region replica needs dr_network and dr_logs_key")
+        dr = Construct(self, "dr")  # everything in it lives in the DR region
+        use_provider(dr, dr_provider)
+        # The replica admits only the DR application (and, failed over, its proxy).
+        database_group = self._dr_app_group(dr, "", f"{name}-dr", dr_network, "app_to_database", "the DR replica")
+        self.dr_replica = self._dr_replica(
+            dr, dr_network, database_group, dr_data_key, dr_logs_key, monitoring_policy, promoted=dr_active
+        )
+        if pilot_light:
+            self.dr_proxy_role = self._proxy_role("dr_proxy_role", f"{name}-dr-proxy", f"{name}-dr")
+            credentials.grant_read(self.dr_proxy_role.role, replica=True)
+            self._proxy_log_group(dr, f"{name}-dr", dr_logs_key)
+        if dr_active:
+            assert self.dr_proxy_role is not None, "failing over needs the pilot light"
+            self.dr_proxy = self._proxy(
+                dr,
+                f"{name}-dr",
+                subnet_ids=dr_network.database_subnet_ids,
+                security_group_id=self._dr_proxy_security_group(dr, dr_network, database_group),
+                role=self.dr_proxy_role,
+                secret_arn=credentials.replica_arn,
+                target=self.dr_replica,
+            )
 
     def _dr_replica(
         self,
@@ -433,6 +502,18 @@ class Postgres(Construct):
             ),
         )
 
+    def _proxy_log_group(self, scope: Construct, name: str, logs_key: KmsKey) -> CloudwatchLogGroup:
+        """The group RDS Proxy ``name`` logs to. The DR region's stands with the pilot light, before its proxy: a
+        failback forgets the proxy but must not leave its logs behind for the next failover to collide with."""
+        return CloudwatchLogGroup(
+            scope,
+            "proxy_log_group",
+            name=f"/aws/rds/proxy/{name}",
+            retention_in_days=self._config.log_retention_days,
+            kms_key_id=logs_key.arn,
+            tags={"Name": f"{name}-proxy"},
+        )
+
     def _proxy(
         self,
         scope: Construct,
@@ -442,19 +523,11 @@ class Postgres(Construct):
         security_group_id: str,
         role: ServiceRole,
         secret_arn: str,  # the master credentials, in the proxy's region
-        logs_key: KmsKey,
-        target: DbInstance,
+        target: DbInstance | None,  # None: a proxy without a target yet
     ) -> DbProxy:
-        """RDS Proxy: TLS and IAM authentication from clients, the master secret towards the database."""
+        """RDS Proxy: TLS and IAM authentication from clients, the master secret towards the database (it logs to
+        the group _proxy_log_group makes, made first)."""
         p = self._config
-        CloudwatchLogGroup(
-            scope,
-            "proxy_log_group",
-            name=f"/aws/rds/proxy/{name}",
-            retention_in_days=p.log_retention_days,
-            kms_key_id=logs_key.arn,
-            tags={"Name": f"{name}-proxy"},
-        )
         proxy = DbProxy(
             scope,
             "proxy",
@@ -486,11 +559,12 @@ class Postgres(Construct):
                 connection_borrow_timeout=p.proxy_connection_borrow_timeout_seconds,
             ),
         )
-        DbProxyTarget(
-            scope,
-            "proxy_target",
-            db_proxy_name=proxy.name,
-            target_group_name=target_group.name,
-            db_instance_identifier=target.identifier,
-        )
+        if target is not None:
+            DbProxyTarget(
+                scope,
+                "proxy_target",
+                db_proxy_name=proxy.name,
+                target_group_name=target_group.name,
+                db_instance_identifier=target.identifier,
+            )
         return proxy

@@ -21,7 +21,7 @@ from roi_tf.modules.security.kms import (
 from roi_tf.modules.security.pipeline import Pipeline, PipelineProps
 from roi_tf.modules.security.policy import Statement, deny_insecure_transport, policy_document, policy_json
 from roi_tf.modules.security.secrets import Secret, SecretProps, WriteOnly
-from roi_tf.modules.security.waf import WebAcl, WebAclProps
+from roi_tf.modules.security.waf import WebAcl, WebAclProps, web_acl_log_group
 
 __all__ = [
     "KEY_SELF",
@@ -49,4 +49,5 @@ __all__ = [
     "key_statement",
     "policy_document",
     "policy_json",
+    "web_acl_log_group",
 ]

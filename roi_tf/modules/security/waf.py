@@ -65,6 +65,22 @@ class WebAclProps:
     large_body_path_prefixes: Sequence[str] = ()
 
 
+def web_acl_log_group(
+    scope: Construct, props: WebAclProps, logs_key: KmsKey, provider: TerraformProvider | None = None
+) -> CloudwatchLogGroup:
+    """The group a web ACL logs to. The DR region's, whose web ACL a failover may create, stands with the pilot light
+    (the stack): a failback forgets the web ACL but must not leave its logs behind for the next failover to collide
+    with."""
+    return CloudwatchLogGroup(
+        scope,
+        "log_group",
+        name=props.log_group_name,
+        retention_in_days=props.log_retention_days,
+        kms_key_id=logs_key.arn,
+        provider=provider,
+    )
+
+
 class WebAcl(Construct):
     """A web ACL that allows by default and blocks what the managed rules or the rate limit catch."""
 
@@ -128,14 +144,7 @@ class WebAcl(Construct):
             provider=provider,
         )
         self.arn = self.acl.arn  # read once: attribute reads are round trips to jsii
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log_group",
-            name=props.log_group_name,
-            retention_in_days=props.log_retention_days,
-            kms_key_id=logs_key.arn,
-            provider=provider,
-        )
+        self.log_group = web_acl_log_group(self, props, logs_key, provider)
         Wafv2WebAclLoggingConfiguration(
             self,
             "logging",
