@@ -329,20 +329,11 @@ def test_init_again_uses_the_state_in_the_bucket(fake, shared_outdir: Path) -> N
     ]
 
 
-def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, tmp_path: Path) -> None:
-    """Also: the scripts synthesize only the environment they act on, so a broken file of another environment
-    (staging.json here) does not block a deploy."""
-    environments = tmp_path / "environments"
-    shutil.copytree(fake["ROI_TF_ENVIRONMENTS_DIR"], environments)
-    (environments / "staging.json").write_text("{ not json")
-    # An edit to dev's own file (a trailing newline): its stacks must be synthesized again, not reused.
-    (environments / "dev.json").write_text((environments / "dev.json").read_text() + "\n")
-    outdir = tmp_path / "out"
-    env = {**fake, "CDKTF_OUTDIR": str(outdir), "ROI_TF_ENVIRONMENTS_DIR": str(environments)}
+def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, shared_outdir: Path) -> None:
+    env = {**fake, "CDKTF_OUTDIR": str(shared_outdir)}
     done = run("deploy.sh", "dev", "--auto-approve", env=env)
     assert done.returncode == 0, done.stderr
-    assert "synthesizing dev into" in done.stderr
-    assert calls(fake, outdir) == [
+    assert calls(fake, shared_outdir) == [
         STS,
         *planned("dev"),
         "@dev apply -input=false tfplan",
@@ -355,20 +346,30 @@ def test_deploy_plans_to_a_file_and_applies_exactly_that_plan(fake, tmp_path: Pa
     ]
 
 
-def test_unchanged_stacks_are_not_synthesized_again_and_an_edited_stack_is(fake, shared_outdir: Path) -> None:
+def test_unchanged_stacks_are_not_synthesized_again_and_an_edited_environment_is(
+    fake, shared_outdir: Path, tmp_path: Path
+) -> None:
     """Guards against a plan of stale stacks: a run reuses the stacks only while every input and the stacks
-    themselves are what their synth saw (roi_tf/tools/fingerprint.py; its cases: tests/test_fingerprint.py)."""
+    themselves are what their synth saw (roi_tf/tools/fingerprint.py; its cases, an edited stack among them:
+    tests/test_fingerprint.py). Also: the scripts synthesize only the environment they act on, so a broken file of
+    another environment (staging.json here) does not block a deploy."""
     env = {**fake, "CDKTF_OUTDIR": str(shared_outdir)}
     first = run("deploy.sh", "dev", "--plan-only", env=env)  # synthesizes, unless another test just did
     assert first.returncode == 0, first.stderr
     second = run("deploy.sh", "dev", "--plan-only", env=env)
     assert second.returncode == 0, second.stderr
     assert f"dev: stacks in {shared_outdir} are up to date" in second.stderr and "synthesizing" not in second.stderr
-    stack = shared_outdir / "stacks" / "dev" / "cdk.tf.json"
-    stack.write_text(stack.read_text().replace('"us-east-1"', '"us-east-2"', 1))  # a hand edit
-    third = run("deploy.sh", "dev", "--plan-only", env=env)
+    # An edit to dev's own file (a trailing newline): its stacks are synthesized again, not reused.
+    environments = tmp_path / "environments"
+    shutil.copytree(fake["ROI_TF_ENVIRONMENTS_DIR"], environments)
+    (environments / "staging.json").write_text("{ not json")
+    (environments / "dev.json").write_text((environments / "dev.json").read_text() + "\n")
+    third = run("deploy.sh", "dev", "--plan-only", env={**env, "ROI_TF_ENVIRONMENTS_DIR": str(environments)})
     assert third.returncode == 0, third.stderr
-    assert "synthesizing dev into" in third.stderr and '"us-east-2"' not in stack.read_text()
+    assert "synthesizing dev into" in third.stderr
+    from roi_tf.tools import fingerprint
+
+    assert fingerprint.fresh("dev", environments, shared_outdir)  # the new synth, stamped for the edited file
     assert [c for c in calls(fake, shared_outdir) if " plan " in c] == [planned("dev")[1]] * 3
 
 

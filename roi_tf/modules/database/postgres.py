@@ -159,43 +159,35 @@ class Postgres(Construct):
         self.dr_replica: DbInstance | None = None
         self.dr_proxy: DbProxy | None = None
         self.dr_proxy_role: ServiceRole | None = None
+        role: dict[str, object]
         if failback_replica:
             build_dr()
             assert self.dr_replica is not None
-            self.primary = self._instance(
-                "primary",
-                name,
-                data_key,
-                logs_key,
-                monitoring_policy,
-                # A cross-region replica of the promoted database, in this region's subnets and encrypted with this
-                # region's key; it inherits the engine, the master user and the password from its source.
-                replicate_source_db=self.dr_replica.arn,
-                multi_az=False,
-                skip_final_snapshot=True,  # RDS takes no final snapshot of a replica
-                **self._primary_backups(network),
-            )
+            # A cross-region replica of the promoted database, in this region's subnets and encrypted with this
+            # region's key; it inherits the engine, the master user and the password from its source.
+            role = {
+                "replicate_source_db": self.dr_replica.arn,
+                "multi_az": False,
+                "skip_final_snapshot": True,  # RDS takes no final snapshot of a replica
+            }
         else:
-            self.primary = self._instance(
-                "primary",
-                name,
-                data_key,
-                logs_key,
-                monitoring_policy,
-                engine="postgres",
-                engine_version=p.engine_version,
-                allocated_storage=p.allocated_storage_gb,
-                db_name=p.database_name,
-                username=p.master_username,
+            role = {
+                "engine": "postgres",
+                "engine_version": p.engine_version,
+                "allocated_storage": p.allocated_storage_gb,
+                "db_name": p.database_name,
+                "username": p.master_username,
                 # Write-only: RDS gets the password, the plan and the state never hold it.
-                password_wo=password.value,
-                password_wo_version=password.version,
-                multi_az=p.multi_az,
-                allow_major_version_upgrade=False,
-                skip_final_snapshot=not p.deletion_protection,
-                final_snapshot_identifier=final_snapshot_name(name) if p.deletion_protection else None,
-                **self._primary_backups(network),
-            )
+                "password_wo": password.value,
+                "password_wo_version": password.version,
+                "multi_az": p.multi_az,
+                "allow_major_version_upgrade": False,
+                "skip_final_snapshot": not p.deletion_protection,
+                "final_snapshot_identifier": final_snapshot_name(name) if p.deletion_protection else None,
+            }
+        self.primary = self._instance(
+            "primary", name, data_key, logs_key, monitoring_policy, **role, **self._primary_backups(network)
+        )
         # Rotation order: RDS accepts the new password before the secret RDS Proxy signs in with changes.
         credentials.written_after(self.primary)
         # Same-region replicas live in the primary's subnet group and VPC (RDS requires it); none while the primary
