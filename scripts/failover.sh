@@ -79,10 +79,9 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10)
 
   confirm_named "$env_name" "$confirmed" "fail $env_name over" "promote $replica in $dr and fail $env_name over"
 
-  step "2/8 promoting $replica in $dr to a standalone primary" "5-15 minutes (AWS: a few minutes, longer with a large backlog)"
-  x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
-    --backup-retention-period "${fact[backup_days]}"
-  x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
+  step "2/8 promoting $replica in $dr to a standalone primary (and the cache's secondary, where there is one)" \
+    "5-15 minutes (AWS: a few minutes, longer with a large backlog; a Global Datastore's failover, minutes)"
+  promote_standby_data
 
   step "3/8 setting dr.active in environments/$env_name.json: $dr serves" "seconds"
   x stackinfo set-dr "$ENVIRONMENTS_DIR" "$env_name" active=true ||

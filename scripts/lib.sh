@@ -524,6 +524,42 @@ require_promoted() {
   info "$instance in $region is a standalone database ($status)"
 }
 
+# promote_standby_data: failover.sh's step 2/8, after read_failover_facts: the database replica in the DR region
+# promoted (keeping the primary's backup retention) and waited for; with dr.cache_replica, the cache's secondary too.
+promote_standby_data() {
+  local dr="${fact[dr_region]}" replica="${fact[dr_database]}"
+  x "$AWS" rds promote-read-replica --region "$dr" --db-instance-identifier "$replica" \
+    --backup-retention-period "${fact[backup_days]}"
+  x "$AWS" rds wait db-instance-available --region "$dr" --db-instance-identifier "$replica"
+  [[ "${fact[cache_global]}" == - ]] || promote_cache_secondary
+}
+
+# promote_cache_secondary: with dr.cache_replica: the cache's Global Datastore secondary in the DR
+# region becomes a writable primary. First as AWS's failover of the global group (the secondary becomes its
+# primary); should that fail with the primary region down, by leaving the group (standalone, writable).
+promote_cache_secondary() {
+  local dr="${fact[dr_region]}" name="${fact[cache_global]}" global
+  local secondary="$name-dr"
+  global="$(x "$AWS" elasticache describe-global-replication-groups --region "$dr" \
+    --query "GlobalReplicationGroups[?ends_with(GlobalReplicationGroupId, '-$name')].GlobalReplicationGroupId | [0]" \
+    --output text)" || die "could not list the Global Datastores in $dr (aws elasticache describe-global-replication-groups)"
+  $DRY_RUN && global="<the Global Datastore's id>"
+  [[ -n "$global" && "$global" != None ]] || die "no Global Datastore *-$name found from $dr: is dr.cache_replica applied?"
+  if x "$AWS" elasticache failover-global-replication-group --region "$dr" --global-replication-group-id "$global" \
+    --primary-region "$dr" --primary-replication-group-id "$secondary" --query GlobalReplicationGroup.Status \
+    --output text >&2; then
+    info "$secondary in $dr is the primary of $global"
+  elif x "$AWS" elasticache disassociate-global-replication-group --region "$dr" --global-replication-group-id \
+    "$global" --replication-group-id "$secondary" --replication-group-region "$dr" \
+    --query GlobalReplicationGroup.Status --output text >&2; then
+    info "$secondary in $dr left $global (its failover failed): a standalone, writable cache"
+  else
+    die "$secondary in $dr could not be promoted (failover and disassociation of $global failed): the services there cannot write to it; see docs/DEPLOYMENT.md, \"Failing over\""
+  fi
+  x "$AWS" elasticache wait replication-group-available --region "$dr" --replication-group-id "$secondary" ||
+    die "$secondary in $dr did not become available (aws elasticache describe-replication-groups)"
+}
+
 # require_proxy_available REGION PROXY: RDS Proxy PROXY in REGION reaches its database (its target is AVAILABLE).
 require_proxy_available() {
   local region="$1" proxy="$2" health

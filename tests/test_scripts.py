@@ -65,6 +65,9 @@ case "$1 $2" in
   "cloudwatch get-metric-statistics") echo "${FAKE_REPLICA_LAG:-2.0}" ;;
   "rds promote-read-replica") echo promoting ;;
   "rds modify-db-instance") [[ -z "${FAKE_MODIFY_FAILS:-}" ]] || exit 254; echo modifying ;;
+  "elasticache describe-global-replication-groups") echo "${FAKE_GLOBAL_ID-ldgnf-roi-systems-prod-redis}" ;;
+  "elasticache failover-global-replication-group") [[ -z "${FAKE_GLOBAL_FAILOVER_FAILS:-}" ]] || exit 254 ;;
+  "elasticache disassociate-global-replication-group") [[ -z "${FAKE_DISASSOCIATE_FAILS:-}" ]] || exit 254 ;;
   "rds describe-db-proxy-targets") echo "${FAKE_PROXY_HEALTH-AVAILABLE}" ;;
   "dynamodb put-item") [[ -z "${FAKE_PUT_ITEM_FAILS:-}" ]] || exit 254 ;;
   # S3 as a directory (FAKE_S3/<bucket>/<key>): s3 cp --region R SOURCE DESTINATION [options].
@@ -1694,3 +1697,49 @@ def test_the_documented_database_failback_steps_are_the_scripts() -> None:
     announced, rows, _ = documented_steps("failback-database.sh", heading, "\n## ")
     assert [step for step, _ in rows] == sorted(announced, key=lambda s: int(s.split("/")[0]))
     assert announced and len(rows) == 10
+
+
+GLOBAL_ID = "ldgnf-roi-systems-prod-redis"
+CACHE_PROMOTION = {
+    "describe": f"aws elasticache describe-global-replication-groups --region {DR_REGION} --query "
+    "GlobalReplicationGroups[?ends_with(GlobalReplicationGroupId, '-roi-systems-prod-redis')]"
+    ".GlobalReplicationGroupId | [0] --output text",
+    "failover": f"aws elasticache failover-global-replication-group --region {DR_REGION} --global-replication-group-id "
+    f"{GLOBAL_ID} --primary-region {DR_REGION} --primary-replication-group-id roi-systems-prod-redis-dr "
+    "--query GlobalReplicationGroup.Status --output text",
+    "disassociate": f"aws elasticache disassociate-global-replication-group --region {DR_REGION} "
+    f"--global-replication-group-id {GLOBAL_ID} --replication-group-id roi-systems-prod-redis-dr "
+    f"--replication-group-region {DR_REGION} --query GlobalReplicationGroup.Status --output text",
+    "wait": f"aws elasticache wait replication-group-available --region {DR_REGION} --replication-group-id "
+    "roi-systems-prod-redis-dr",
+}
+
+
+@pytest.mark.parametrize(
+    ("cache_replica", "extra", "made", "outcome"),
+    [
+        (False, {}, [], (0, "promoted")),
+        (True, {}, ["describe", "failover", "wait"], (0, "promoted")),
+        # With us-east-1 down, the global group's failover may fail: the secondary leaves the group instead.
+        (True, {"FAKE_GLOBAL_FAILOVER_FAILS": "1"}, ["describe", "failover", "disassociate", "wait"], (0, "promoted")),
+        (True, {"FAKE_GLOBAL_FAILOVER_FAILS": "1", "FAKE_DISASSOCIATE_FAILS": "1"},
+         ["describe", "failover", "disassociate"], (1, "error: roi-systems-prod-redis-dr in us-west-2 could not be")),
+        (True, {"FAKE_GLOBAL_ID": "None"}, ["describe"], (1, "error: no Global Datastore *-roi-systems-prod-redis")),
+    ],
+    ids=["database-only", "cache-failed-over", "cache-disassociated", "cache-stuck", "no-global-datastore"],
+)  # fmt: skip
+def test_step_2_promotes_the_database_and_with_a_cache_replica_the_cache(
+    fake, tmp_path: Path, cache_replica: bool, extra: dict[str, str], made: list[str], outcome: tuple[int, str]
+) -> None:
+    """Guards lib.sh's promote_standby_data (failover.sh's step 2/8) from the configuration's facts: the database
+    replica promoted and waited for; with dr.cache_replica, the Global Datastore's secondary made writable, by the
+    group's failover or, failing that, by leaving the group."""
+    environments = write_environments(tmp_path / "environments")
+    prod = json.loads((environments / "prod.json").read_text())
+    prod["dr"]["cache_replica"] = cache_replica
+    (environments / "prod.json").write_text(json.dumps(prod))
+    env = {**fake, "ROI_TF_ENVIRONMENTS_DIR": str(environments), **extra}
+    done = run_lib("read_failover_facts prod; promote_standby_data; echo promoted", env)
+    said = done.stdout if done.returncode == 0 else done.stderr
+    assert (done.returncode, said.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+    assert Path(fake["FAKE_TF_LOG"]).read_text().splitlines() == [*PROMOTED, *(CACHE_PROMOTION[m] for m in made)]

@@ -206,6 +206,7 @@ def test_the_failover_facts_name_what_the_stacks_hold(stacks: dict[str, Stack], 
                   "replicate_source_db" not in b]  # fmt: skip
     assert facts["database"] == primary["identifier"] and facts["multi_az"] == str(primary["multi_az"]).lower()
     assert (facts["active"], facts["failback_replica"]) == ("false", "false")
+    assert facts["cache_global"] == "-"  # prod has no Global Datastore (dr.cache_replica is off)
     backend = prod["terraform"]["backend"]["s3"]
     names = ("state_bucket", "state_key", "lock_table", "state_kms_alias", "region")
     assert [facts[n] for n in names] == [

@@ -283,6 +283,8 @@ def failover_facts(config: Any) -> list[tuple[str, str]]:
             f"{resource_name(config.name, 'postgres')}-dr" if config.database.cross_region_replica else "-",
         ),
         ("database", resource_name(config.name, "postgres")),  # the primary region's instance
+        # The cache's Global Datastore (its id is AWS's prefix plus this), whose secondary a failover promotes.
+        ("cache_global", resource_name(config.name, "redis") if config.dr.enabled and config.dr.cache_replica else "-"),
         ("allowed_account_ids", " ".join(config.allowed_account_ids) or "-"),
     ]
 
