@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/failback-database.sh <env> [--confirm <env>] [--dry-run]
+# Usage: scripts/failback-database.sh <env> [--confirm <env>] [--promoted] [--dry-run]
 # Moves <env>'s database back to its primary region after a regional failover (docs/DEPLOYMENT.md, "Failing the
 # database back"), in two runs. The first (dr.failback_replica off) checks that Terraform's state is back in the
 # primary region (failback.sh), sets dr.failback_replica, renames the stale primary and its read replicas out of the
@@ -8,14 +8,16 @@
 # until the replica has replayed everything, promotes it, sets dr.active and dr.failback_replica off, renames the DR
 # region's database out of the way, applies the primary shape (its replicas, backups, RDS Proxy target, and a new DR
 # replica) and validates the environment as deploy.sh does. Production environments failed over only.
-# --confirm <env>: the confirmation, for a run without a terminal. --dry-run: print every aws, terraform and synth
-# command instead of running it. Needs the environment a deploy of <env> needs (TF_VAR_*).
+# --confirm <env>: the confirmation, for a run without a terminal. --promoted: a second run that stopped after its
+# promotion (step 8/10) goes on at step 9/10. --dry-run: print every aws, terraform and synth command instead of
+# running it. Needs the environment a deploy of <env> needs (TF_VAR_*). Each step can run again after a stop.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-runbook_args usage "" "$@"
+runbook_args usage --promoted "$@"
+promoted_already="$flag_given"
 [[ "${fact[active]}" == true ]] ||
   die "$env_name is not failed over (dr.active is false): its database is in ${fact[region]} already"
 region="${fact[region]}" dr="${fact[dr_region]}" database="${fact[database]}" promoted="${fact[dr_database]}"
@@ -38,14 +40,22 @@ $DRY_RUN || require_stack_variables "$env_name"
 require_terraform
 require_aws "$env_name"
 
-# switch_shape SWITCHES...: keeps the stack Terraform's state holds (to compare), sets the dr switches, synthesizes
-# the new shape and initializes Terraform on it.
+# switch_shape SWITCHES...: keeps the stack Terraform's state holds (to compare), then synthesizes the new shape
+# from a copy of the environments with the dr switches set, and initializes Terraform on it. The file itself changes
+# only once that shape is applied (commit_switches): a run that stops before finds the file as it was, and starts
+# that step again.
 switch_shape() {
   $DRY_RUN || cp "$stack" "$work/current.tf.json"
-  x stackinfo set-dr "$ENVIRONMENTS_DIR" "$env_name" "$@" ||
-    die "could not set $* in environments/$env_name.json (nothing was applied): set them by hand and run this again"
-  synth_shape
+  rm -rf "$work/environments" && cp -R "$ENVIRONMENTS_DIR" "$work/environments"
+  x stackinfo set-dr "$work/environments" "$env_name" "$@" || die "could not set $* (see above): nothing was changed"
+  ENVIRONMENTS_DIR="$work/environments" synth_shape
   tf "$env_name" init -input=false
+}
+
+# commit_switches SWITCHES...: the applied shape's switches into environments/<env>.json (only those values).
+commit_switches() {
+  x stackinfo set-dr "$ENVIRONMENTS_DIR" "$env_name" "$@" ||
+    die "$env_name is applied with $*, but environments/$env_name.json could not be changed: set them by hand"
 }
 
 # retire_shape: what the new shape replaces leaves the state (retire_databases; under --dry-run, its commands).
@@ -94,7 +104,7 @@ if [[ "${fact[failback_replica]}" != true ]]; then
   confirm_named "$env_name" "$confirmed" "fail $env_name's database back" \
     "rename the stale $database in $region out of the way and replicate $promoted there"
 
-  step "2/10 setting dr.failback_replica in environments/$env_name.json, synthesizing" "a minute"
+  step "2/10 synthesizing $env_name with dr.failback_replica set" "a minute"
   switch_shape failback_replica=true
   step "3/10 renaming the stale $database (and its read replicas) in $region out of the way; Terraform forgets them" \
     "5-10 minutes (a rename restarts the instance)"
@@ -102,6 +112,7 @@ if [[ "${fact[failback_replica]}" != true ]]; then
   step "4/10 applying: $database in $region, a cross-region replica of $promoted" \
     "30-90 minutes (the whole database copied across regions; longer with more data)"
   apply_shape failback-replica
+  commit_switches failback_replica=true
 
   step "5/10 waiting until $database in $region is within the RPO of $promoted" "minutes"
   wait_replica_lag "$region" "$database" "${fact[rpo_seconds]}"
@@ -112,32 +123,43 @@ if [[ "${fact[failback_replica]}" != true ]]; then
   exit 0
 fi
 
-info "$database in $region replicates from $promoted (dr.failback_replica is true): cutting over"
-confirm_named "$env_name" "$confirmed" "cut $env_name's database over to $region" \
-  "stop the writers in $dr and promote $database in $region (downtime until step 9/10's apply)"
+info "dr.failback_replica is true: cutting over to $database in $region"
+if $promoted_already; then
+  # A second run stopped after its promotion: the instance is the primary already; on to step 9/10.
+  require_promoted "$region" "$database" available
+  confirm_named "$env_name" "$confirmed" "finish $env_name's cut-over" \
+    "apply $env_name with $database in $region as its primary and retire $promoted in $dr"
+else
+  is_replicating "$region" "$database" ||
+    die "$database in $region is not a replica. If the first run stopped before its apply made one (the stale primary still there): set failback_replica back (python -m roi_tf.tools.stackinfo set-dr environments $env_name failback_replica=false) and run this again; each step says what is done already. If a second run stopped after its step 8/10 promoted it: run this again with --promoted"
+  confirm_named "$env_name" "$confirmed" "cut $env_name's database over to $region" \
+    "stop the writers in $dr and promote $database in $region (downtime until step 9/10's apply)"
 
-step "6/10 stopping the writers in $dr: the services to zero tasks, the event processor paused" \
-  "2-5 minutes (running requests drain)"
-stop_dr_writers "$env_name"
+  step "6/10 waiting until $database is within the RPO, then stopping the writers in $dr: the services to zero tasks, the event processor paused" \
+    "2-5 minutes (running requests drain)"
+  wait_replica_lag "$region" "$database" "${fact[rpo_seconds]}" # the writes stop for as short a time as possible
+  stop_dr_writers "$env_name"
 
-step "7/10 waiting until $database in $region has replayed every write" "1-5 minutes"
-wait_replica_lag "$region" "$database" 0
+  step "7/10 waiting until $database in $region has replayed every write" "1-5 minutes"
+  wait_replica_lag "$region" "$database" 0
 
-step "8/10 promoting $database in $region" "5-15 minutes"
-x "$AWS" rds promote-read-replica --region "$region" --db-instance-identifier "$database" \
-  --backup-retention-period "${fact[backup_days]}"
-x "$AWS" rds wait db-instance-available --region "$region" --db-instance-identifier "$database"
-require_promoted "$region" "$database" available
-if [[ "${fact[multi_az]}" == true ]]; then # now, online, rather than in the maintenance window
-  x "$AWS" rds modify-db-instance --region "$region" --db-instance-identifier "$database" --multi-az \
-    --apply-immediately --query DBInstance.DBInstanceStatus --output text >&2
+  step "8/10 promoting $database in $region" "5-15 minutes"
+  x "$AWS" rds promote-read-replica --region "$region" --db-instance-identifier "$database" \
+    --backup-retention-period "${fact[backup_days]}"
+  x "$AWS" rds wait db-instance-available --region "$region" --db-instance-identifier "$database"
+  require_promoted "$region" "$database" available
+  if [[ "${fact[multi_az]}" == true ]]; then # now, online, rather than in the maintenance window
+    x "$AWS" rds modify-db-instance --region "$region" --db-instance-identifier "$database" --multi-az \
+      --apply-immediately --query DBInstance.DBInstanceStatus --output text >&2
+  fi
 fi
 
-step "9/10 setting dr.active and dr.failback_replica off, renaming $promoted in $dr out of the way, applying" \
+step "9/10 synthesizing $env_name with dr.active and dr.failback_replica off, renaming $promoted in $dr out of the way, applying" \
   "30-90 minutes (the new DR replica's copy; RDS Proxy registers $database within minutes)"
 switch_shape active=false failback_replica=false
 retire_shape
 apply_shape failback
+commit_switches active=false failback_replica=false
 
 step "10/10 validating $env_name as after a deploy" "1-5 minutes"
 validate "$env_name"

@@ -353,6 +353,7 @@ check_api_answers() {
 
 # retire_databases ENV CURRENT TARGET STAMP: failback-database.sh's state surgery, before TARGET (a synthesized
 # stack) is applied over the state of CURRENT (the stack it replaces): what stackinfo retire lists, in its order.
+# Each step can run again after a run that stopped (what is done already is said and skipped).
 # Each RDS Proxy target on a retired instance is deregistered; each retired instance is renamed
 # <identifier>-retired-STAMP (its data and deletion protection kept, its log exports off: it is deleted by hand) and
 # waited for; a Redis TARGET no longer has (the DR region's, made by the failover) is deleted with a final snapshot
@@ -360,18 +361,31 @@ check_api_answers() {
 # rm: Terraform destroys none of them). Sets retired_instances ("<region> <new identifier>" each) and forgotten ("<address>: <what
 # it holds>" each) for the closing advice.
 retire_databases() {
-  local env="$1" current="$2" target="$3" stamp="$4" action rest region name identifier addresses=()
+  local env="$1" current="$2" target="$3" stamp="$4" action rest region name identifier said addresses=() present=()
   declare -ga retired_instances=() forgotten=()
   while read -r action rest; do
     case "$action" in
       deregister)
         read -r region name identifier <<<"$rest"
-        x "$AWS" rds deregister-db-proxy-targets --region "$region" --db-proxy-name "$name" \
-          --db-instance-identifiers "$identifier" ||
-          die "could not take $identifier out of RDS Proxy $name in $region: nothing was renamed or forgotten"
+        if ! said="$(x "$AWS" rds deregister-db-proxy-targets --region "$region" --db-proxy-name "$name" \
+          --db-instance-identifiers "$identifier" 2>&1 >/dev/null)"; then
+          [[ "$said" == *DBProxyTargetNotFound* ]] ||
+            die "could not take $identifier out of RDS Proxy $name in $region ($said): nothing was renamed or forgotten"
+          info "$identifier is no target of RDS Proxy $name any more (an earlier run took it out)"
+        fi
         ;;
       rename)
-        read -r region name <<<"$rest"
+        read -r region name identifier <<<"$rest" # identifier: the role the new shape gives the name
+        if ! said="$(x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$name" \
+          --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text 2>&1)"; then
+          [[ "$said" == *DBInstanceNotFound* ]] || die "could not describe $name in $region ($said)"
+          info "no $name in $region any more (an earlier run renamed it): nothing to rename"
+          continue
+        fi
+        if [[ "$identifier" == replica && "$said" =~ [[:space:]]arn: ]]; then
+          info "$name in $region is a replica already (an earlier run's new instance): nothing to rename"
+          continue
+        fi
         x "$AWS" rds modify-db-instance --region "$region" --db-instance-identifier "$name" \
           --new-db-instance-identifier "$name-retired-$stamp" --apply-immediately \
           --cloudwatch-logs-export-configuration '{"DisableLogTypes": ["postgresql", "upgrade"]}' \
@@ -383,6 +397,12 @@ retire_databases() {
         ;;
       delete-cache)
         read -r region name <<<"$rest"
+        if ! said="$(x "$AWS" elasticache describe-replication-groups --region "$region" --replication-group-id \
+          "$name" --query "ReplicationGroups[0].Status" --output text 2>&1)"; then
+          [[ "$said" == *ReplicationGroupNotFound* ]] || die "could not describe $name in $region ($said)"
+          info "no $name in $region any more (an earlier run deleted it): nothing to delete"
+          continue
+        fi
         x "$AWS" elasticache delete-replication-group --region "$region" --replication-group-id "$name" \
           --final-snapshot-identifier "$name-final-$stamp" --query ReplicationGroup.Status --output text >&2 ||
           die "could not delete $name in $region with its final snapshot (aws elasticache delete-replication-group): nothing was forgotten; run this again"
@@ -398,7 +418,11 @@ retire_databases() {
       *) die "could not read what to retire (stackinfo retire failed: see above)" ;;
     esac
   done < <(stackinfo retire "$current" "$target" || echo "failed -")
-  [[ ${#addresses[@]} -eq 0 ]] || tf "$env" state rm "${addresses[@]}"
+  [[ ${#addresses[@]} -gt 0 ]] || return 0
+  # Only what the state still holds (an earlier run may have forgotten some): state rm refuses a missing address.
+  mapfile -t present < <(tf "$env" state list "${addresses[@]}") ||
+    die "could not list $env's state (terraform state list)"
+  [[ ${#present[@]} -eq 0 ]] || tf "$env" state rm "${present[@]}"
 }
 
 # wait_replica_lag REGION INSTANCE SECONDS: until the replica INSTANCE's ReplicaLag (Maximum over the last 2 minutes)
@@ -558,6 +582,25 @@ promote_cache_secondary() {
   fi
   x "$AWS" elasticache wait replication-group-available --region "$dr" --replication-group-id "$secondary" ||
     die "$secondary in $dr did not become available (aws elasticache describe-replication-groups)"
+}
+
+# is_replicating REGION INSTANCE: whether INSTANCE in REGION is a read replica (of anything: a cross-region source is
+# named by its ARN), said either way. Under --dry-run: the query printed, and yes.
+is_replicating() {
+  local region="$1" instance="$2" status source
+  local query=("$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$instance"
+    --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text)
+  if $DRY_RUN; then
+    x "${query[@]}"
+    return 0
+  fi
+  read -r status source < <("${query[@]}" 2>/dev/null || echo "missing None") || true
+  if [[ -n "$source" && "$source" != None ]]; then
+    info "$instance in $region replicates from $source ($status)"
+    return 0
+  fi
+  info "$instance in $region is not a replica (${status:-missing})"
+  return 1
 }
 
 # require_proxy_available REGION PROXY: RDS Proxy PROXY in REGION reaches its database (its target is AVAILABLE).

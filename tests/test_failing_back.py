@@ -39,7 +39,9 @@ def test_the_primary_replicates_from_the_promoted_database(failing_back: Stack, 
     assert primary["db_subnet_group_name"].startswith("${aws_db_subnet_group.")
     assert all(key not in primary for key in INHERITED), [key for key in INHERITED if key in primary]
     assert primary["multi_az"] is False and primary["skip_final_snapshot"] is True
-    assert "final_snapshot_identifier" not in primary
+    # Ignored after creation: named now, for the final snapshot the promoted primary takes.
+    assert primary["final_snapshot_identifier"] == f"{IDENTIFIER}-final-failback"
+    assert primary["lifecycle"]["ignore_changes"] == ["final_snapshot_identifier"]
     # Promoted at the cut-over, it must already keep backups, and keep them past an accidental destroy.
     assert primary["backup_retention_period"] == db.backup_retention_days
     assert primary["delete_automated_backups"] is False and primary["deletion_protection"] is True
@@ -97,7 +99,8 @@ def test_the_first_run_retires_the_stale_primary_and_its_replicas(failed_over: S
     # In this order: out of the proxy first (a renamed instance would stay its target), renamed, then forgotten.
     assert [kind for kind, _ in found] == ["deregister", "rename", "rename", *["forget"] * 4]
     assert lines(found, "deregister") == [f"us-east-1 {IDENTIFIER} {IDENTIFIER}"]
-    assert lines(found, "rename") == [f"us-east-1 {IDENTIFIER}", f"us-east-1 {IDENTIFIER}-replica-0"]
+    # The primary comes back as a replica under its name; the read replica is gone from the new shape.
+    assert lines(found, "rename") == [f"us-east-1 {IDENTIFIER} replica", f"us-east-1 {IDENTIFIER}-replica-0 absent"]
     forgotten = {argument.split()[0] for argument in lines(found, "forget")}
     primary, _ = failed_over.one_primary("aws_db_instance", identifier=IDENTIFIER)
     replica, _ = failed_over.one_primary("aws_db_instance", identifier=f"{IDENTIFIER}-replica-0")
@@ -108,7 +111,7 @@ def test_the_first_run_retires_the_stale_primary_and_its_replicas(failed_over: S
         f"aws_db_instance_automated_backups_replication.{backups}",
     }  # fmt: skip
     # The promoted database, which the primary now replicates from, stays.
-    assert not [argument for argument in lines(found, "rename") if argument.endswith("-dr")]
+    assert not [argument for argument in lines(found, "rename") if "-dr " in argument]
 
 
 def test_the_cut_over_retires_the_dr_database_and_forgets_what_only_failover_has(
@@ -118,7 +121,7 @@ def test_the_cut_over_retires_the_dr_database_and_forgets_what_only_failover_has
     found = retirements(failing_back.json, standing.json)
     assert lines(found, "deregister") == [f"us-west-2 {IDENTIFIER}-dr {IDENTIFIER}-dr"]
     # The promoted primary (a replica before) stays; the DR database, a replica again, is a new instance.
-    assert lines(found, "rename") == [f"us-west-2 {IDENTIFIER}-dr"]
+    assert lines(found, "rename") == [f"us-west-2 {IDENTIFIER}-dr replica"]
     # The Redis the failover made goes, with a final snapshot: the next failover makes it again under its name.
     assert lines(found, "delete-cache") == ["us-west-2 roi-systems-prod-redis-dr"]
     assert [kind for kind, _ in found][:3] == ["deregister", "rename", "delete-cache"]

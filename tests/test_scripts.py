@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ fi
 if [[ "$args" == *" plan "* && "$args" == *" -detailed-exitcode "* ]]; then exit "${FAKE_TF_PLAN_EXIT:-2}"; fi
 if [[ "$args" == *" show -json tfplan "* ]]; then cat "${FAKE_TF_PLAN_JSON:?}"; fi
 if [[ "$args" == *" output -json "* ]]; then cat "${FAKE_TF_OUTPUTS:?}"; fi
+# state list ADDRESS...: the addresses the state holds among those (all of them, unless FAKE_TF_STATE_EMPTY).
+if [[ "$args" == *" state list "* && -z "${FAKE_TF_STATE_EMPTY:-}" ]]; then printf '%s\n' "${@:4}"; fi
 exit 0
 """
 # aws and curl on PATH: they record their arguments (one line per call, in the terraform log, so the sequence of
@@ -58,6 +61,11 @@ case "$1 $2" in
       echo "An error occurred (AccessDenied) when calling the DescribeDBInstances operation" >&2; exit 254
     fi
     echo "${FAKE_DB_STATUS:-available}" ;;
+  "rds deregister-db-proxy-targets")
+    [[ -z "${FAKE_TARGET_GONE:-}" ]] || { echo "An error occurred (DBProxyTargetNotFoundFault)" >&2; exit 254; } ;;
+  "elasticache describe-replication-groups")
+    [[ -z "${FAKE_CACHE_GONE:-}" ]] || { echo "An error occurred (ReplicationGroupNotFoundFault)" >&2; exit 254; }
+    echo available ;;
   "rds create-db-snapshot") [[ -z "${FAKE_SNAPSHOT_FAILS:-}" ]] || exit 254; echo creating ;;
   "rds wait") exit 0 ;;
   "ecs wait") exit "${FAKE_ECS_WAIT_EXIT:-0}" ;;
@@ -1488,7 +1496,9 @@ def dry_run_failback_database(fake, outdir: Path, tmp_path: Path, **switches: bo
     environments = failing_back_environments(tmp_path, **switches)
     env = failover_env(fake, outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
     done = run("failback-database.sh", "prod", "--dry-run", env=env, secrets=False)
-    printed = [re.sub(r" --start-time \S+ --end-time \S+", "", line[2:])
+    # The lag window changes every run; the script's work directory (mktemp) stands as {work}.
+    work = re.escape(str(Path(tempfile.gettempdir()) / "tmp.")) + r"\w+"  # mktemp -d's default name
+    printed = [re.sub(work, "{work}", re.sub(r" --start-time \S+ --end-time \S+", "", line[2:]))
                for line in done.stderr.splitlines() if line.startswith("+ ")]  # fmt: skip
     steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
     return done, printed, steps, environments
@@ -1501,11 +1511,11 @@ def lag_query(region: str, instance: str) -> str:
 
 
 def shape_switched(terraform: str, environments: Path, outdir: Path, switches: str, stamp: str) -> list[str]:
-    """switch_shape, retire_shape under --dry-run: the switches set, the synth printed, the retirement's commands
-    with placeholders."""
+    """switch_shape, retire_shape under --dry-run: the switches set in a copy of the environments, its synth
+    printed, the retirement's commands with placeholders (the file itself changes after the apply)."""
     return [
-        f"stackinfo set-dr {environments} prod {switches}",
-        f"python {REPO}/main.py --env prod --outdir {outdir} --environments-dir {environments}",
+        f"stackinfo set-dr {{work}}/environments prod {switches}",
+        f"python {REPO}/main.py --env prod --outdir {outdir} --environments-dir {{work}}/environments",
         f"{terraform} init -input=false",
         "aws rds deregister-db-proxy-targets --region <region> --db-proxy-name <proxy> --db-instance-identifiers "
         "\\<each\\ instance\\ retired\\ that\\ a\\ proxy\\ targets\\>",
@@ -1534,6 +1544,7 @@ def test_failback_database_first_run_replicates_back_dry_run(fake, shared_outdir
         *shape_switched(terraform, environments, shared_outdir, "failback_replica=true", stamp),
         f"{terraform} plan -input=false -out=failback-replica.tfplan",
         f"{terraform} apply -input=false failback-replica.tfplan",
+        f"stackinfo set-dr {environments} prod failback_replica=true",
         lag_query("us-east-1", PRIMARY_DB),
     ]  # fmt: skip
     assert steps == [f"{n}/10" for n in range(1, 6)]
@@ -1552,7 +1563,11 @@ def test_failback_database_second_run_cuts_over_dry_run(fake, shared_outdir: Pat
     stamp = re.search(r"-retired-(\d{12}) ", done.stderr)[1]
     dr = f"--region {DR_REGION} --cluster <dr_ecs_cluster_name>"
     assert printed[1:] == [
-        STS, f"{terraform} output -json",
+        STS,
+        f"aws rds describe-db-instances --region us-east-1 --db-instance-identifier {PRIMARY_DB} --query "
+        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        lag_query("us-east-1", PRIMARY_DB),
+        f"{terraform} output -json",
         *(f"aws ecs update-service {dr} --service <dr_{s}_service_name> --desired-count 0 --query "
           "service.serviceName --output text" for s in ("api", "ml")),
         f"aws lambda put-function-concurrency --region {DR_REGION} --function-name <dr_event_processor_function_name> "
@@ -1569,6 +1584,7 @@ def test_failback_database_second_run_cuts_over_dry_run(fake, shared_outdir: Pat
         *shape_switched(terraform, environments, shared_outdir, "active=false failback_replica=false", stamp),
         f"{terraform} plan -input=false -out=failback.tfplan",
         f"{terraform} apply -input=false failback.tfplan",
+        f"stackinfo set-dr {environments} prod active=false failback_replica=false",
         f"{terraform} output -json",
         "curl -fsS -o /dev/null --max-time 10 <cdn_url>/",
         "aws ecs wait services-stable --region us-east-1 --cluster <ecs_cluster_name> --services <api_service_name> "
@@ -1600,12 +1616,17 @@ def test_the_runbooks_refuse_a_prod_in_the_wrong_shape(fake, shared_outdir, tmp_
     assert calls(fake, shared_outdir) == []
 
 
+def describe(region: str, name: str) -> str:
+    return (f"aws rds describe-db-instances --region {region} --db-instance-identifier {name} --query "
+            "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text")  # fmt: skip
+
+
 def test_retire_databases_renames_and_forgets_exactly_what_the_new_shape_replaces(
     fake, tmp_path: Path, failed_over, failing_back, stacks
 ) -> None:
-    """Guards lib.sh's retire_databases (the first run's step 3/10) on the real shapes: out of the proxy, renamed
-    (log exports off) and waited for, then one state rm of what stackinfo retire lists; a failed rename stops it
-    before Terraform forgets anything."""
+    """Guards lib.sh's retire_databases (steps 3/10 and 9/10) on the real shapes: out of the proxy, renamed (log
+    exports off) and waited for, the failover's Redis deleted with a final snapshot, then one state rm of what
+    stackinfo retire lists and the state still holds; a failed rename stops it before Terraform forgets anything."""
     (tmp_path / "out" / "stacks" / "prod").mkdir(parents=True)
     (tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").write_text("{}")
     env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out")}
@@ -1615,21 +1636,24 @@ def test_retire_databases_renames_and_forgets_exactly_what_the_new_shape_replace
     retired = [f"{PRIMARY_DB}", f"{PRIMARY_DB}-replica-0"]
     assert done.stdout.splitlines() == [f"us-east-1 {name}-retired-202611270900" for name in retired]
     made = calls(fake, tmp_path / "out")
-    exports = "--cloudwatch-logs-export-configuration " + '\'{"DisableLogTypes": ["postgresql", "upgrade"]}\''
-    assert [line.replace(exports.replace("'", ""), "<no exports>") for line in made[:-1]] == [
+    exports = "--cloudwatch-logs-export-configuration " + '{"DisableLogTypes": ["postgresql", "upgrade"]}'
+    from roi_tf.tools.stackinfo import retirements
+
+    forgotten = [arg.split()[0] for kind, arg in retirements(failed_over.json, failing_back.json) if kind == "forget"]
+    assert len(forgotten) == 4
+    assert [line.replace(exports, "<no exports>") for line in made] == [
         f"aws rds deregister-db-proxy-targets --region us-east-1 --db-proxy-name {PRIMARY_DB} "
         f"--db-instance-identifiers {PRIMARY_DB}",
         *[line for name in retired for line in (
+            describe("us-east-1", name),
             f"aws rds modify-db-instance --region us-east-1 --db-instance-identifier {name} "
             f"--new-db-instance-identifier {name}-retired-202611270900 --apply-immediately <no exports> "
             "--query DBInstance.DBInstanceStatus --output text",
             f"aws rds wait db-instance-available --region us-east-1 --db-instance-identifier "
             f"{name}-retired-202611270900")],
+        f"@prod state list {' '.join(forgotten)}",
+        f"@prod state rm {' '.join(forgotten)}",
     ]  # fmt: skip
-    from roi_tf.tools.stackinfo import retirements
-
-    forgotten = [arg.split()[0] for kind, arg in retirements(failed_over.json, failing_back.json) if kind == "forget"]
-    assert made[-1] == f"@prod state rm {' '.join(forgotten)}" and len(forgotten) == 4
     # The cut-over's: the DR database retired the same way, and the Redis the failover made deleted with a final
     # snapshot (its queues), waited for, before Terraform forgets it.
     Path(fake["FAKE_TF_LOG"]).unlink()
@@ -1637,16 +1661,44 @@ def test_retire_databases_renames_and_forgets_exactly_what_the_new_shape_replace
     assert cut_over.returncode == 0, cut_over.stderr
     made = calls(fake, tmp_path / "out")
     redis = "roi-systems-prod-redis-dr"
-    assert made[3:5] == [
+    assert made[4:7] == [
+        f"aws elasticache describe-replication-groups --region us-west-2 --replication-group-id {redis} "
+        "--query ReplicationGroups[0].Status --output text",
         f"aws elasticache delete-replication-group --region us-west-2 --replication-group-id {redis} "
         f"--final-snapshot-identifier {redis}-final-202611270900 --query ReplicationGroup.Status --output text",
         f"aws elasticache wait replication-group-deleted --region us-west-2 --replication-group-id {redis}",
     ]
-    assert made[0].startswith("aws rds deregister-db-proxy-targets --region us-west-2") and "state rm" in made[5]
+    assert made[0].startswith("aws rds deregister-db-proxy-targets --region us-west-2") and "state rm" in made[-1]
     Path(fake["FAKE_TF_LOG"]).unlink()
     failed = run_lib(code, {**env, "FAKE_MODIFY_FAILS": "1"}, str(failed_over.path), str(failing_back.path))
     assert failed.returncode == 1 and f"could not rename {PRIMARY_DB} in us-east-1" in failed.stderr
     assert not [line for line in calls(fake, tmp_path / "out") if "state rm" in line]
+
+
+@pytest.mark.parametrize(
+    ("extra", "renamed", "removed"),
+    [
+        # A run that stopped after its renames and state rm: the target is out of the proxy, the instances are
+        # under other names, the state holds none of them.
+        ({"FAKE_TARGET_GONE": "1", "FAKE_DB_STATUS": "missing", "FAKE_TF_STATE_EMPTY": "1"}, [], False),
+        # A run that stopped after its apply began: the new replica stands under the primary's name (left alone),
+        # the read replica under its own (the new shape has none: renamed).
+        ({"FAKE_DB_STATUS": "creating\tarn:aws:rds:us-west-2:222222222222:db:roi-systems-prod-postgres-dr"},
+         [f"{PRIMARY_DB}-replica-0"], True),
+    ],
+    ids=["retired-already", "new-replica-standing"],
+)  # fmt: skip
+def test_retire_databases_again_skips_what_an_earlier_run_did(
+    fake, tmp_path: Path, failed_over, failing_back, extra: dict[str, str], renamed: list[str], removed: bool
+) -> None:
+    (tmp_path / "out" / "stacks" / "prod").mkdir(parents=True)
+    (tmp_path / "out" / "stacks" / "prod" / "cdk.tf.json").write_text("{}")
+    env = {**fake, "CDKTF_OUTDIR": str(tmp_path / "out"), **extra}
+    done = run_lib('retire_databases prod "$1" "$2" 202611270900', env, str(failed_over.path), str(failing_back.path))
+    assert done.returncode == 0, done.stderr
+    made = calls(fake, tmp_path / "out")
+    assert [line.split()[6] for line in made if " modify-db-instance " in line] == renamed
+    assert bool([line for line in made if " state rm " in line]) is removed
 
 
 @pytest.mark.parametrize(
@@ -1743,3 +1795,34 @@ def test_step_2_promotes_the_database_and_with_a_cache_replica_the_cache(
     said = done.stdout if done.returncode == 0 else done.stderr
     assert (done.returncode, said.strip().splitlines()[-1][: len(outcome[1])]) == outcome
     assert Path(fake["FAKE_TF_LOG"]).read_text().splitlines() == [*PROMOTED, *(CACHE_PROMOTION[m] for m in made)]
+
+
+@pytest.mark.parametrize(
+    ("described", "outcome"),
+    [
+        ("available\tarn:aws:rds:us-west-2:222222222222:db:roi-systems-prod-postgres-dr",
+         (0, f"==> {PRIMARY_DB} in us-east-1 replicates from arn:aws:rds:us-west-2:")),
+        ("available\tNone", (1, f"==> {PRIMARY_DB} in us-east-1 is not a replica (available)")),
+        ("missing", (1, f"==> {PRIMARY_DB} in us-east-1 is not a replica (missing)")),
+    ],
+    ids=["replica", "still-the-stale-primary", "missing"],
+)  # fmt: skip
+def test_the_cut_over_starts_only_from_a_replica(fake, described: str, outcome: tuple[int, str]) -> None:
+    """Guards lib.sh's is_replicating, the cut-over's first check: a first run that stopped before its apply (the
+    stale primary still standalone, or nothing under the name) stops the second before it stops any writer."""
+    done = run_lib(f"is_replicating us-east-1 {PRIMARY_DB}", {**fake, "FAKE_DB_STATUS": described})
+    assert (done.returncode, done.stderr.strip().splitlines()[-1][: len(outcome[1])]) == outcome
+
+
+def test_failback_database_promoted_goes_on_at_step_9_dry_run(fake, shared_outdir: Path, tmp_path: Path) -> None:
+    """--promoted: a second run stopped after its promotion goes on at step 9/10, once the instance is checked
+    standalone and available; no writer is stopped and nothing promoted again."""
+    environments = failing_back_environments(tmp_path, active=True, failback_replica=True)
+    env = failover_env(fake, shared_outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    done = run("failback-database.sh", "prod", "--promoted", "--dry-run", env=env, secrets=False)
+    assert done.returncode == 0, done.stderr
+    printed = [line[2:] for line in done.stderr.splitlines() if line.startswith("+ ")]
+    assert printed[2] == describe("us-east-1", PRIMARY_DB)
+    assert not [line for line in printed if "promote-read-replica" in line or "update-service" in line]
+    steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
+    assert steps == ["9/10", "10/10"]

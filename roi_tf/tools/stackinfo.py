@@ -184,9 +184,10 @@ def retirements(current: Mapping[str, Any], target: Mapping[str, Any]) -> list[t
 
     - ("deregister", "<region> <proxy> <identifier>"): an RDS Proxy target on an instance that is retired, first (a
       renamed instance would stay the proxy's target);
-    - ("rename", "<region> <identifier>"): an RDS instance the target no longer has, or has as a replica where it
-      is standalone now (RDS cannot make a standalone instance a replica: the target's is a new one, under the same
-      name); it keeps its data and deletion protection under a new name, to be deleted by hand;
+    - ("rename", "<region> <identifier> <absent|replica>"): an RDS instance the target no longer has (absent), or
+      has as a replica where it is standalone now (RDS cannot make a standalone instance a replica: the target's is
+      a new one, under the same name); it keeps its data and deletion protection under a new name, to be deleted by
+      hand. The last word lets a run that stopped tell the new replica from the instance it replaces;
     - ("delete-cache", "<region> <replication group id>"): a Redis the target no longer has (the one a failover made
       in the DR region): deleted with a final snapshot, which keeps what it held (its queues), so that the next
       failover can make it again under its name;
@@ -216,7 +217,8 @@ def retirements(current: Mapping[str, Any], target: Mapping[str, Any]) -> list[t
             )
             forget.append((f"aws_db_proxy_target.{name}", "the proxy's registration of a retired instance"))
     for name, body in sorted(retired.items()):
-        lines.append(("rename", f"{provider_of(current, body)['region']} {body['identifier']}"))
+        role = "replica" if name in wanted.get("aws_db_instance", {}) else "absent"
+        lines.append(("rename", f"{provider_of(current, body)['region']} {body['identifier']} {role}"))
         forget.append((f"aws_db_instance.{name}", f"{DATA_HOLDING['aws_db_instance']} (kept, renamed)"))
     for rtype, items in sorted(resources.items()):
         for name, body in sorted(items.items()):

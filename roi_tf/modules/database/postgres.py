@@ -169,6 +169,9 @@ class Postgres(Construct):
                 "replicate_source_db": self.dr_replica.arn,
                 "multi_az": False,
                 "skip_final_snapshot": True,  # RDS takes no final snapshot of a replica
+                # Named now, as the instance is created: the name is ignored after creation (below), and the
+                # promoted primary takes a final snapshot under it.
+                "final_snapshot_identifier": f"{name}-final-failback" if p.deletion_protection else None,
             }
         else:
             role = {
