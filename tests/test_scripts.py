@@ -12,7 +12,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -1494,10 +1493,12 @@ def failing_back_environments(tmp_path: Path, **switches: bool) -> Path:
 
 def dry_run_failback_database(fake, outdir: Path, tmp_path: Path, **switches: bool):
     environments = failing_back_environments(tmp_path, **switches)
-    env = failover_env(fake, outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments))
+    scratch = tmp_path / "scratch"  # where the script's mktemp makes its work directory
+    scratch.mkdir()
+    env = failover_env(fake, outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments), TMPDIR=str(scratch))
     done = run("failback-database.sh", "prod", "--dry-run", env=env, secrets=False)
-    # The lag window changes every run; the script's work directory (mktemp) stands as {work}.
-    work = re.escape(str(Path(tempfile.gettempdir()) / "tmp.")) + r"\w+"  # mktemp -d's default name
+    # The lag window changes every run; the script's work directory stands as {work}.
+    work = re.escape(str(scratch)) + r"/[^/ ]+"
     printed = [re.sub(work, "{work}", re.sub(r" --start-time \S+ --end-time \S+", "", line[2:]))
                for line in done.stderr.splitlines() if line.startswith("+ ")]  # fmt: skip
     steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
