@@ -131,7 +131,7 @@ if $promoted_already; then
     "apply $env_name with $database in $region as its primary and retire $promoted in $dr"
 else
   is_replicating "$region" "$database" ||
-    die "$database in $region is not a replica. If the first run stopped before its apply made one (the stale primary still there): set failback_replica back (python -m roi_tf.tools.stackinfo set-dr environments $env_name failback_replica=false) and run this again; each step says what is done already. If a second run stopped after its step 8/10 promoted it: run this again with --promoted"
+    die "$database in $region is not a replica. If a second run stopped after its step 8/10 promoted it: run this again with --promoted. Otherwise the first run's shape is not what stands (failback_replica set by hand?): set it back (python -m roi_tf.tools.stackinfo set-dr environments $env_name failback_replica=false) and run this again; each step says what is done already"
   confirm_named "$env_name" "$confirmed" "cut $env_name's database over to $region" \
     "stop the writers in $dr and promote $database in $region (downtime until step 9/10's apply)"
 
