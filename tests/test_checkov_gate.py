@@ -56,8 +56,9 @@ SCOPES = {
 
 def run_checkov(config: Path, files: list[Path]) -> list[dict]:
     """Run checkov over files; return one report per framework (never empty)."""
-    # Not --quiet/--compact: the passed checks are how the gate proves each file was really scanned.
-    argv = [str(CHECKOV), "--config-file", str(config), "--output", "json"]
+    # Not --quiet: the passed checks are how the gate proves each file was really scanned. --compact keeps them and
+    # drops only each result's code block (the report shrinks fourfold, and the run by about a fifth).
+    argv = [str(CHECKOV), "--config-file", str(config), "--output", "json", "--compact"]
     for path in files:
         argv += ["--file", str(path)]
     # Checkov also reads .checkov.yaml from its working directory and from $HOME, on top of --config-file: from
