@@ -1827,3 +1827,50 @@ def test_failback_database_promoted_goes_on_at_step_9_dry_run(fake, shared_outdi
     assert not [line for line in printed if "promote-read-replica" in line or "update-service" in line]
     steps = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("==> ") and "(usually " in line]
     assert steps == ["9/10", "10/10"]
+
+
+@pytest.fixture(scope="session")
+def failing_back_outdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(environments, output directory): the scripts' environments with prod's dr.active and dr.failback_replica
+    set as failback-database.sh sets them, synthesized once in this process and stamped as the scripts stamp their
+    synths, so a run of the cut-over needs no synth of its own before its first step."""
+    from roi_tf.app import synth
+    from roi_tf.config import load_environments
+    from roi_tf.tools import fingerprint
+
+    root = tmp_path_factory.mktemp("failing-back")
+    environments = failing_back_environments(root, active=True, failback_replica=True)
+    outdir = root / "cdktf.out"
+    synth(load_environments(["prod"], environments), outdir)
+    fingerprint.stamp("prod", fingerprint.digest("prod", environments), outdir)
+    return environments, outdir
+
+
+@pytest.mark.parametrize(
+    ("flags", "described", "error"),
+    [
+        # The first run's replica is not what stands: no writer is stopped, nothing is promoted.
+        (("--confirm", "prod"), "available\tNone", f"error: {PRIMARY_DB} in us-east-1 is not a replica. If a second "
+         "run stopped after its step 8/10 promoted it: run this again with --promoted"),
+        # A replica, but no confirmation: it asks before the writers stop.
+        ((), "available\tarn:aws:rds:us-west-2:222222222222:db:roi-systems-prod-postgres-dr",
+         "error: refusing to cut prod's database over to us-east-1 without a confirmation"),
+        # --promoted where the instance is still a replica: nothing is applied.
+        (("--promoted", "--confirm", "prod"), "available\tarn:aws:rds:us-west-2:222222222222:db:x",
+         f"error: {PRIMARY_DB} in us-east-1 still replicates from"),
+    ],
+    ids=["not-a-replica", "no-confirmation", "promoted-but-replicating"],
+)  # fmt: skip
+def test_the_cut_over_refuses_before_any_writer_stops(
+    fake, failing_back_outdir: tuple[Path, Path], tmp_path: Path, flags, described: str, error: str
+) -> None:
+    environments, presynthesized = failing_back_outdir
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(presynthesized, outdir)
+    env = {**failover_env(fake, outdir, ROI_TF_ENVIRONMENTS_DIR=str(environments)), "FAKE_DB_STATUS": described}
+    done = run("failback-database.sh", "prod", *flags, env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(error), done.stderr
+    assert "synthesizing" not in done.stderr  # the stamped synth was reused
+    made = calls(fake, outdir)
+    assert made == [STS, describe("us-east-1", PRIMARY_DB)]  # no writer stopped, nothing promoted or applied
