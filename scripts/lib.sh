@@ -451,7 +451,7 @@ print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=2),
 # stop_dr_writers ENV: failback-database.sh's write freeze in the DR region, which serves: its services to zero
 # tasks and its event processor to zero concurrency (its messages wait in its queue), then the services' wait.
 stop_dr_writers() {
-  local env="$1" outputs cluster api ml function region="${fact[dr_region]}"
+  local env="$1" outputs cluster api ml function service region="${fact[dr_region]}"
   outputs="$(stack_outputs "$env" dr_ecs_cluster_name dr_api_service_name dr_ml_service_name \
     dr_event_processor_function_name)"
   read -r cluster api ml function < <("$ROOT/.venv/bin/python" -c 'import json, sys
