@@ -54,21 +54,14 @@ else
   require_aws "$env_name"
 
   step "1/8 checking how far $replica in $dr is behind" "seconds"
-  read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
-now = d.datetime.now(d.timezone.utc)
-print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=10), now)))')
-  lag_query=("$AWS" cloudwatch get-metric-statistics --region "$dr" --namespace AWS/RDS --metric-name ReplicaLag
-    --dimensions "Name=DBInstanceIdentifier,Value=$replica" --statistics Maximum --period 60
-    --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)
-  if $DRY_RUN; then
-    x "${lag_query[@]}"
-  else
-    lag="$("${lag_query[@]}")" || die "could not read the replica's lag (aws cloudwatch get-metric-statistics failed)"
+  lag="$(replica_lag "$dr" "$replica" 10)" ||
+    die "could not read the replica's lag (aws cloudwatch get-metric-statistics failed)"
+  if ! $DRY_RUN; then
     if [[ ! "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
       $accept_data_loss ||
         die "the replica's lag over the last 10 minutes is unknown ('$lag'): if the primary region is really gone, re-run with --accept-data-loss (writes it had not replicated are lost)"
       info "lag unknown ('$lag'): going on, as --accept-data-loss says"
-    elif ! "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$rpo"; then
+    elif ! lag_within "$lag" "$rpo"; then
       $accept_data_loss ||
         die "the replica is ${lag} s behind, more than the RPO of ${rpo} s: wait for it to catch up, or re-run with --accept-data-loss"
       info "lag ${lag} s is above the RPO of ${rpo} s: going on, as --accept-data-loss says"

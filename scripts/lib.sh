@@ -361,7 +361,8 @@ check_api_answers() {
 # rm: Terraform destroys none of them). Sets retired_instances ("<region> <new identifier>" each) and forgotten ("<address>: <what
 # it holds>" each) for the closing advice.
 retire_databases() {
-  local env="$1" current="$2" target="$3" stamp="$4" action rest region name identifier said addresses=() present=()
+  local env="$1" current="$2" target="$3" stamp="$4" action rest region name identifier role said addresses=()
+  local present=()
   declare -ga retired_instances=() forgotten=()
   while read -r action rest; do
     case "$action" in
@@ -375,14 +376,14 @@ retire_databases() {
         fi
         ;;
       rename)
-        read -r region name identifier <<<"$rest" # identifier: the role the new shape gives the name
+        read -r region name role <<<"$rest" # role: what the new shape makes of the name (absent, replica)
         if ! said="$(x "$AWS" rds describe-db-instances --region "$region" --db-instance-identifier "$name" \
           --query "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]" --output text 2>&1)"; then
           [[ "$said" == *DBInstanceNotFound* ]] || die "could not describe $name in $region ($said)"
           info "no $name in $region any more (an earlier run renamed it): nothing to rename"
           continue
         fi
-        if [[ "$identifier" == replica && "$said" =~ [[:space:]]arn: ]]; then
+        if [[ "$role" == replica && "$said" =~ [[:space:]]arn: ]]; then
           info "$name in $region is a replica already (an earlier run's new instance): nothing to rename"
           continue
         fi
@@ -425,20 +426,32 @@ retire_databases() {
   [[ ${#present[@]} -eq 0 ]] || tf "$env" state rm "${present[@]}"
 }
 
+# replica_lag REGION INSTANCE MINUTES: prints the replica INSTANCE's ReplicaLag, the Maximum over the last MINUTES
+# (CloudWatch's text: seconds, or None without data); under --dry-run the query is printed instead, and nothing.
+replica_lag() {
+  local region="$1" instance="$2" start end
+  read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d, sys
+now = d.datetime.now(d.timezone.utc)
+print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=int(sys.argv[1])), now)))' "$3")
+  x "$AWS" cloudwatch get-metric-statistics --region "$region" --namespace AWS/RDS --metric-name ReplicaLag \
+    --dimensions "Name=DBInstanceIdentifier,Value=$instance" --statistics Maximum --period 60 \
+    --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text
+}
+
+# lag_within LAG SECONDS: LAG is a number of seconds, at most SECONDS.
+lag_within() {
+  [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] &&
+    "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$1" "$2"
+}
+
 # wait_replica_lag REGION INSTANCE SECONDS: until the replica INSTANCE's ReplicaLag (Maximum over the last 2 minutes)
 # is at most SECONDS, polled every LAG_POLL_SECONDS (60) up to LAG_POLLS (30) times; dies when it never is.
 wait_replica_lag() {
-  local region="$1" instance="$2" most="$3" poll lag start end
+  local region="$1" instance="$2" most="$3" poll lag
   for ((poll = 1; poll <= ${LAG_POLLS:-30}; poll++)); do
-    read -r start end < <("$ROOT/.venv/bin/python" -c 'import datetime as d
-now = d.datetime.now(d.timezone.utc)
-print(*(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now - d.timedelta(minutes=2), now)))')
-    lag="$(x "$AWS" cloudwatch get-metric-statistics --region "$region" --namespace AWS/RDS --metric-name ReplicaLag \
-      --dimensions "Name=DBInstanceIdentifier,Value=$instance" --statistics Maximum --period 60 \
-      --start-time "$start" --end-time "$end" --query "max(Datapoints[].Maximum)" --output text)" || lag=unreadable
+    lag="$(replica_lag "$region" "$instance" 2)" || lag=unreadable
     $DRY_RUN && return 0
-    if [[ "$lag" =~ ^[0-9]+(\.[0-9]+)?$ ]] &&
-      "$ROOT/.venv/bin/python" -c 'import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))' "$lag" "$most"; then
+    if lag_within "$lag" "$most"; then
       info "$instance in $region is ${lag} s behind (at most $most s)"
       return 0
     fi

@@ -1505,6 +1505,11 @@ def dry_run_failback_database(fake, outdir: Path, tmp_path: Path, **switches: bo
     return done, printed, steps, environments
 
 
+def describe(region: str, name: str) -> str:
+    return (f"aws rds describe-db-instances --region {region} --db-instance-identifier {name} --query "
+            "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text")  # fmt: skip
+
+
 def lag_query(region: str, instance: str) -> str:
     return (f"aws cloudwatch get-metric-statistics --region {region} --namespace AWS/RDS --metric-name ReplicaLag "
             f"--dimensions Name=DBInstanceIdentifier,Value={instance} --statistics Maximum --period 60 "
@@ -1540,8 +1545,7 @@ def test_failback_database_first_run_replicates_back_dry_run(fake, shared_outdir
     assert printed[0] == f"python {REPO}/main.py --env prod --outdir {shared_outdir} --environments-dir {environments}"
     assert without_workdir(printed[1:]) == [
         STS, *reads(tmp_path),
-        f"aws rds describe-db-instances --region us-west-2 --db-instance-identifier {REPLICA} --query "
-        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        describe("us-west-2", REPLICA),
         *shape_switched(terraform, environments, shared_outdir, "failback_replica=true", stamp),
         f"{terraform} plan -input=false -out=failback-replica.tfplan",
         f"{terraform} apply -input=false failback-replica.tfplan",
@@ -1565,8 +1569,7 @@ def test_failback_database_second_run_cuts_over_dry_run(fake, shared_outdir: Pat
     dr = f"--region {DR_REGION} --cluster <dr_ecs_cluster_name>"
     assert printed[1:] == [
         STS,
-        f"aws rds describe-db-instances --region us-east-1 --db-instance-identifier {PRIMARY_DB} --query "
-        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        describe("us-east-1", PRIMARY_DB),
         lag_query("us-east-1", PRIMARY_DB),
         f"{terraform} output -json",
         *(f"aws ecs update-service {dr} --service <dr_{s}_service_name> --desired-count 0 --query "
@@ -1578,8 +1581,7 @@ def test_failback_database_second_run_cuts_over_dry_run(fake, shared_outdir: Pat
         f"aws rds promote-read-replica --region us-east-1 --db-instance-identifier {PRIMARY_DB} "
         "--backup-retention-period 30",
         f"aws rds wait db-instance-available --region us-east-1 --db-instance-identifier {PRIMARY_DB}",
-        f"aws rds describe-db-instances --region us-east-1 --db-instance-identifier {PRIMARY_DB} --query "
-        "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text",
+        describe("us-east-1", PRIMARY_DB),
         f"aws rds modify-db-instance --region us-east-1 --db-instance-identifier {PRIMARY_DB} --multi-az "
         "--apply-immediately --query DBInstance.DBInstanceStatus --output text",
         *shape_switched(terraform, environments, shared_outdir, "active=false failback_replica=false", stamp),
@@ -1615,11 +1617,6 @@ def test_the_runbooks_refuse_a_prod_in_the_wrong_shape(fake, shared_outdir, tmp_
     done = run(script, "prod", "--confirm", "prod", env=env)
     assert done.returncode == 1 and done.stderr.splitlines()[-1] == f"error: {error}"
     assert calls(fake, shared_outdir) == []
-
-
-def describe(region: str, name: str) -> str:
-    return (f"aws rds describe-db-instances --region {region} --db-instance-identifier {name} --query "
-            "DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier] --output text")  # fmt: skip
 
 
 def test_retire_databases_renames_and_forgets_exactly_what_the_new_shape_replaces(

@@ -209,6 +209,10 @@ class _Pricer:
     def add(self, service: str, item: str, monthly: float, region: str, *rates: str) -> None:
         self.estimate.lines.append(Line(service, item, round(monthly, 2), region, rates))
 
+    def add_metered(self, service: str, item: str, quantity: float, region: str, key: str) -> None:
+        """A line billed at one rate: ``quantity`` units of ``key``'s price a month."""
+        self.add(service, item, quantity * self.rate(key, region), region, key)
+
     # --- services --------------------------------------------------------------------------------------------
 
     def fargate(self) -> None:
@@ -305,10 +309,10 @@ class _Pricer:
     def storage_and_cdn(self) -> None:
         u, region = self.usage, self.config.region
         if self.of("aws_s3_bucket"):
-            self.add(
+            self.add_metered(
                 "S3 + CloudFront",
                 f"S3 Standard {u.s3_storage_gb:g} GB",
-                u.s3_storage_gb * self.rate("s3.standard_gb_month", region),
+                u.s3_storage_gb,
                 region,
                 "s3.standard_gb_month",
             )
@@ -396,37 +400,37 @@ class _Pricer:
         alarms = self.of("aws_cloudwatch_metric_alarm")
         metrics = sum(_alarm_metrics(alarm) for alarm in alarms)
         if alarms:
-            self.add(
+            self.add_metered(
                 "CloudWatch + X-Ray",
                 f"{len(alarms)} alarms ({metrics} metrics)",
-                metrics * self.rate("cloudwatch.alarm_month", region),
+                metrics,
                 region,
                 "cloudwatch.alarm_month",
             )
         checks = self.of("aws_route53_health_check")
         if checks:
-            self.add(
+            self.add_metered(
                 "CloudWatch + X-Ray",
                 f"{len(checks)} Route 53 health checks (the API's failover)",
-                len(checks) * self.rate("route53.health_check_month", region),
+                len(checks),
                 region,
                 "route53.health_check_month",
             )
         dashboards = self.of("aws_cloudwatch_dashboard")
         if dashboards:
-            self.add(
+            self.add_metered(
                 "CloudWatch + X-Ray",
                 f"{len(dashboards)} dashboards",
-                len(dashboards) * self.rate("cloudwatch.dashboard_month", region),
+                len(dashboards),
                 region,
                 "cloudwatch.dashboard_month",
             )
         filters = self.of("aws_cloudwatch_log_metric_filter")
         if filters:
-            self.add(
+            self.add_metered(
                 "CloudWatch + X-Ray",
                 f"{len(filters)} custom metrics (log metric filters)",
-                len(filters) * self.rate("cloudwatch.custom_metric_month", region),
+                len(filters),
                 region,
                 "cloudwatch.custom_metric_month",
             )
@@ -443,11 +447,11 @@ class _Pricer:
         for rule in self.of("aws_xray_sampling_rule"):
             requests = u.api_requests_millions * 1e6
             traces = min(requests, rule["reservoir_size"] * SECONDS + (requests * rule["fixed_rate"]))
-            self.add(
+            self.add_metered(
                 "CloudWatch + X-Ray",
                 f"X-Ray: {traces / 1e6:.2f} M traces ({rule['fixed_rate']:g} sampled, "
                 f"{rule['reservoir_size']}/s reservoir)",
-                traces / 1e6 * self.rate("xray.traces_recorded_per_million", region),
+                traces / 1e6,
                 region,
                 "xray.traces_recorded_per_million",
             )
@@ -472,10 +476,10 @@ class _Pricer:
             for replica in secret.get("replica", []):
                 replicas[replica["region"]] = replicas.get(replica["region"], 0) + 1
         for replica_region, count in replicas.items():
-            self.add(
+            self.add_metered(
                 "Secrets Manager",
                 f"{count} secret replicas in {replica_region}",
-                count * self.rate("secretsmanager.secret_month", replica_region),
+                count,
                 replica_region,
                 "secretsmanager.secret_month",
             )
@@ -511,27 +515,27 @@ class _Pricer:
                 "waf.requests_per_million",
             )
         if self.of("aws_cloudtrail"):
-            self.add(
+            self.add_metered(
                 "CloudTrail",
                 f"{u.cloudtrail_data_events_millions:g} M data events (management events: the "
                 "first trail's copy is free)",
-                u.cloudtrail_data_events_millions * 10 * self.rate("cloudtrail.data_events_per_100000", region),
+                u.cloudtrail_data_events_millions * 10,
                 region,
                 "cloudtrail.data_events_per_100000",
             )
         if self.of("aws_securityhub_account"):
-            self.add(
+            self.add_metered(
                 "Security Hub + Config",
                 f"Security Hub {u.security_hub_checks_thousands:g}k checks",
-                u.security_hub_checks_thousands / 10 * self.rate("securityhub.checks_per_10000", region),
+                u.security_hub_checks_thousands / 10,
                 region,
                 "securityhub.checks_per_10000",
             )
         if self.of("aws_config_configuration_recorder"):
-            self.add(
+            self.add_metered(
                 "Security Hub + Config",
                 f"AWS Config {u.config_items_thousands:g}k items recorded",
-                u.config_items_thousands * 1000 * self.rate("config.item_recorded", region),
+                u.config_items_thousands * 1000,
                 region,
                 "config.item_recorded",
             )
@@ -587,19 +591,19 @@ class _Pricer:
             )
         if self.of("aws_sqs_queue"):
             requests = 3 * u.events_millions  # send, receive, delete
-            self.add(
+            self.add_metered(
                 "Lambda + SQS",
                 f"SQS {requests:g} M requests",
-                requests * self.rate("sqs.requests_per_million", region),
+                requests,
                 region,
                 "sqs.requests_per_million",
             )
         for repository_region in sorted({self.region_of(r) for r in self.of("aws_ecr_repository")}):
             copies = "" if repository_region == region else " (copies; their cross-region transfer is not priced)"
-            self.add(
+            self.add_metered(
                 "ECR",
                 f"{u.ecr_storage_gb:g} GB of images in {repository_region}{copies}",
-                u.ecr_storage_gb * self.rate("ecr.storage_gb_month", repository_region),
+                u.ecr_storage_gb,
                 repository_region,
                 "ecr.storage_gb_month",
             )
